@@ -1,0 +1,39 @@
+# Everything a fresh machine needs goes through these targets; nothing is installed by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+
+.PHONY: help venv test lint demo bench broker-libs clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==25.3
+	$(PY) -m pip install -q -e '.[test]'
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install the project with test tools
+
+broker-libs: venv  ## resolve the Apache Kafka jars with Maven into the user cache
+	$(VENV)/bin/fstreams broker fetch
+
+lint: venv  ## ruff
+	$(VENV)/bin/ruff check streams agents tables registry tests bench
+
+test: venv broker-libs  ## install what is needed and run the whole suite on a real broker
+	$(VENV)/bin/ruff check streams agents tables registry tests bench
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+demo: venv broker-libs  ## broker, registry, worker, generated traffic and console; Ctrl-C stops all
+	$(VENV)/bin/fstreams demo
+
+bench: venv broker-libs  ## benchmarks; prints figures and ratios
+	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) bench/run_all.py
+
+clean:  ## remove the venv and local data
+	rm -rf $(VENV) .data
