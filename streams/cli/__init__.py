@@ -1,0 +1,31 @@
+"""`fstreams`: one command, a subcommand per job. Each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from streams.cli import broker, config, demo, worker
+
+app = typer.Typer(
+    name="fstreams",
+    help="fulfillment-streams: canonical order states, reconciliation and SLA alerts "
+    "from order, shipment, return and settlement streams.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(broker.app, name="broker")
+app.add_typer(config.app, name="config")
+app.command("worker")(worker.worker_command)
+app.command("demo")(demo.demo_command)
+
+try:  # the registry ships as its own package; the CLI offers it when it is installed
+    from registry.cli import registry_command
+except ImportError:  # pragma: no cover - registry package absent
+    registry_command = None
+if registry_command is not None:
+    app.command("registry")(registry_command)
+
+
+def main() -> None:
+    app()

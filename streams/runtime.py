@@ -1,0 +1,37 @@
+"""Assemble a full worker: app + topics + every agent, then run it until a signal stops it."""
+
+from __future__ import annotations
+
+import logging
+
+from streams import logs
+from streams.app import Pipeline, create_app
+from streams.settings import Settings
+from streams.topics import TopicNames, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def build_pipeline(settings: Settings, **app_overrides: object) -> Pipeline:
+    from agents import register_all
+
+    pipeline = create_app(settings, **app_overrides)
+    register_all(pipeline)
+    return pipeline
+
+
+def run_worker(settings: Settings) -> None:
+    from streams.worker import Worker
+
+    logs.configure(settings.log_level, settings.log_format)
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    created = ensure_topics(settings.bootstrap_servers, names, settings.partitions,
+                            settings.replication_factor)
+    if created:
+        log.info("created topics", extra={"topics": ",".join(created)})
+    pipeline = build_pipeline(settings)
+    log.info("worker starting", extra={"worker_id": settings.worker_id,
+                                       "bootstrap": settings.bootstrap_servers,
+                                       "web": f"http://{settings.web_host}:{settings.web_port}/"})
+    Worker(pipeline.app, settings).execute_from_commandline()
+

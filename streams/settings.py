@@ -1,0 +1,76 @@
+"""Effective settings: defaults < TOML file < environment (FSTREAMS_*) < explicit CLI flags.
+
+The TOML file is `fstreams.toml` in the working directory, or the path in FSTREAMS_CONFIG.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("FSTREAMS_CONFIG", "fstreams.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FSTREAMS_", extra="ignore")
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    registry_url: str = Field("http://127.0.0.1:8081", description="schema registry URL")
+    registry_password: SecretStr | None = Field(None, description="registry basic-auth password")
+    registry_user: str | None = None
+    data_dir: Path = Field(PROJECT_ROOT / ".data", description="tables, broker data, pid files")
+    app_id: str = Field("fulfillment-streams", description="Faust app id = consumer group")
+    worker_id: str = Field("worker-1", description="names this worker in logs and dead letters")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, description="query API / console port")
+    partitions: int = Field(4, description="partitions of every input and derived topic")
+    replication_factor: int = 1
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    topic_prefix: str = Field("", description="prefix for every topic name (tests, tenants)")
+    allowed_lateness_ms: int = Field(5 * 60_000, description="stream time = max event time - this")
+    closed_order_retention_ms: int = Field(14 * 86_400_000, description="keep closed orders")
+    batch_max_events: int = Field(500, description="events per batch on the live path")
+    batch_timeout_s: float = Field(0.05, description="max wait to fill a batch")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml, file_secret_settings)
+
+    def masked(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked, for `fstreams config show`."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr) or (value is not None and "password" in name):
+                out[name] = "********"
+            else:
+                out[name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

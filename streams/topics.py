@@ -1,0 +1,80 @@
+"""Every topic of the product, in one place: names, partitions, cleanup policy.
+
+All four inputs and all derived topics are keyed by order_id and have the same partition count,
+so an order's events meet in one partition of one worker (the co-partitioned join).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+INPUT_KINDS = {"orders": "order", "shipments": "shipment", "returns": "return",
+               "settlements": "settlement"}
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    orders: str = "orders"
+    shipments: str = "shipments"
+    returns: str = "returns"
+    settlements: str = "settlements"
+    fulfillment_states: str = "fulfillment-states"
+    reconciliation_mismatches: str = "reconciliation-mismatches"
+    sla_alerts: str = "sla-alerts"
+    fulfillment_metrics: str = "fulfillment-metrics"
+    dead_letters: str = "dead-letters"
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> TopicNames:
+        return cls(**{f.name: prefix + f.default for f in fields(cls)})  # type: ignore[operator]
+
+    @property
+    def inputs(self) -> tuple[str, str, str, str]:
+        return (self.orders, self.shipments, self.returns, self.settlements)
+
+    @property
+    def derived(self) -> tuple[str, ...]:
+        return (self.fulfillment_states, self.reconciliation_mismatches, self.sla_alerts,
+                self.fulfillment_metrics)
+
+    def kind_of(self, topic: str) -> str:
+        """'order' | 'shipment' | 'return' | 'settlement' for an input topic name."""
+        for base, kind in INPUT_KINDS.items():
+            if getattr(self, base) == topic:
+                return kind
+        raise KeyError(f"{topic!r} is not an input topic")
+
+    def all(self) -> tuple[str, ...]:
+        return (*self.inputs, *self.derived, self.dead_letters)
+
+
+def topic_configs(name: str, names: TopicNames) -> dict[str, str]:
+    """Broker-side config per topic: dead letters keep 30 days, the rest the broker default."""
+    if name == names.dead_letters:
+        return {"retention.ms": str(30 * 86_400_000)}
+    return {}
+
+
+def ensure_topics(bootstrap: str, names: TopicNames, partitions: int,
+                  replication_factor: int = 1) -> list[str]:
+    """Create missing topics (idempotent). Returns the names it created."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = [
+        NewTopic(t, num_partitions=partitions, replication_factor=replication_factor,
+                 config=topic_configs(t, names))
+        for t in names.all() if t not in existing
+    ]
+    if not wanted:
+        return []
+    created = []
+    for topic, future in admin.create_topics(wanted, operation_timeout=15).items():
+        try:
+            future.result()
+            created.append(topic)
+        except Exception as exc:  # another worker created it first: fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return created
