@@ -235,7 +235,6 @@ class FulfillmentState(TypedDict):
     carriers: list[str]
     tracking_numbers: list[str]
     source_systems: list[str]
-    event_count: int
     updated_at: int
 
 

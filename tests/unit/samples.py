@@ -148,7 +148,6 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "carriers": ["ups"],
         "tracking_numbers": ["1Z999"],
         "source_systems": ["shopify", "wms-east"],
-        "event_count": 3,
         "updated_at": T0,
     },
     "ReconciliationMismatch": {
