@@ -38,12 +38,19 @@ class Pipeline:
         )
 
 
+    def bytes_table(self, name: str, **kwargs: Any) -> faust.TableT:
+        """A table of bytes -> bytes (the agent encodes state), co-partitioned with the inputs."""
+        return self.app.Table(name, key_type=bytes, value_type=bytes,
+                              partitions=self.settings.partitions, **kwargs)
+
+
 def worker_dir(settings: Settings) -> Path:
     return settings.data_dir / "workers" / settings.worker_id
 
 
 def create_app(settings: Settings, **overrides: Any) -> Pipeline:
     names = TopicNames.with_prefix(settings.topic_prefix)
+    worker_dir(settings).parent.mkdir(parents=True, exist_ok=True)
     conf: dict[str, Any] = {
         "broker": f"kafka://{settings.bootstrap_servers}",
         "store": "rocksdb://",
