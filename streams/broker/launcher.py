@@ -163,7 +163,7 @@ class EmbeddedKafka:
             stdout=stdout,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=os.setsid if self.detached else _die_with_parent,  # noqa: PLW1509
+            preexec_fn=os.setsid if self.detached else _die_with_parent,
         )
         stdout.close()
         try:
