@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-INPUT_KINDS = {"orders": "order", "shipments": "shipment", "returns": "return",
-               "settlements": "settlement"}
+from tables.schema_files import INPUT_TOPIC_KINDS, INPUT_TOPIC_RECORDS
 
 
 @dataclass(frozen=True)
@@ -37,12 +36,19 @@ class TopicNames:
         return (self.fulfillment_states, self.reconciliation_mismatches, self.sla_alerts,
                 self.fulfillment_metrics)
 
+    def _base_of(self, topic: str) -> str:
+        for base in INPUT_TOPIC_KINDS:
+            if getattr(self, base) == topic:
+                return base
+        raise KeyError(f"{topic!r} is not an input topic")
+
     def kind_of(self, topic: str) -> str:
         """'order' | 'shipment' | 'return' | 'settlement' for an input topic name."""
-        for base, kind in INPUT_KINDS.items():
-            if getattr(self, base) == topic:
-                return kind
-        raise KeyError(f"{topic!r} is not an input topic")
+        return INPUT_TOPIC_KINDS[self._base_of(topic)]
+
+    def record_of(self, topic: str) -> str:
+        """The Avro record name of an input topic's values (e.g. 'OrderEvent')."""
+        return INPUT_TOPIC_RECORDS[self._base_of(topic)]
 
     def all(self) -> tuple[str, ...]:
         return (*self.inputs, *self.derived, self.dead_letters)

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import typer
 
-def demo_command() -> None:
-    """Run the whole product locally on the embedded broker."""
+
+def demo_command(
+    rate: int = typer.Option(50, help="generated events per second"),
+    orders: int = typer.Option(100_000, help="orders the generator will create"),
+    seed: int = typer.Option(7, help="generator seed (same seed, same traffic)"),
+) -> None:
+    """Run the whole product locally on the embedded Apache Kafka broker.
+
+    Starts the broker (data kept under <data_dir>/demo), the schema registry, a worker and
+    the traffic generator, then prints live progress. Ctrl-C stops everything cleanly.
+    """
     from streams.demo import run_demo
 
-    run_demo()
+    run_demo(rate=rate, orders=orders, seed=seed)
