@@ -1,0 +1,98 @@
+"""The pure per-order fulfillment fold: the one API the agents call on the hot path.
+
+    state = new_state(order_id)              # JSON-compatible dict, stored per order
+    if validate(kind, event) is None:        # else dead-letter with the returned reason
+        fs = step(state, kind, event)        # apply + derive + version; None = nothing to emit
+
+``apply``/``derive`` are also usable separately. The canonical state is a function of the
+*set* of distinct events (see ``tables.fulfillment_facts``), so replays and any arrival
+order converge; ``canonical_view`` is the part of a ``FulfillmentState`` that must agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+from typing import Any
+
+from tables.fulfillment_derive import NON_CANONICAL_FIELDS, canonical_view, derive
+from tables.fulfillment_facts import RECEIVED, Event, State, apply, new_state, timeline
+from tables.fulfillment_validate import validate
+from tables.records import FulfillmentState
+
+__all__ = [
+    "NON_CANONICAL_FIELDS",
+    "State",
+    "apply",
+    "canonical_view",
+    "derive",
+    "digest",
+    "is_closed",
+    "new_state",
+    "step",
+    "timeline",
+    "validate",
+]
+
+# Statuses after which nothing more is expected from the warehouses.
+_TERMINAL_FULFILLMENT = frozenset({"delivered", "cancelled"})
+_FINAL_FINANCIAL = frozenset({"settled", "partially_refunded", "refunded"})
+
+
+def digest(fs: FulfillmentState | dict[str, Any]) -> str:
+    """Stable fingerprint of the canonical view (same across processes and restarts)."""
+    view = dict(fs)
+    for name in NON_CANONICAL_FIELDS:
+        view.pop(name, None)
+    # marshal format 0 has no back-references and no interning flags, so equal values give
+    # equal bytes in any process; derive builds dicts in a fixed key order and sorts its lists.
+    return hashlib.blake2b(marshal.dumps(view, 0), digest_size=8).hexdigest()
+
+
+def step(state: State, event_kind: str, event: Event) -> FulfillmentState | None:
+    """Apply ``event`` and return the next version to emit, or None if nothing changed.
+
+    None for a replayed event, for an orphan (order not seen yet) and for an event that leaves
+    the canonical view as it was (e.g. a repeated carrier scan). Otherwise ``state["v"]`` is
+    incremented and the returned state carries it together with the causing event's ids.
+    """
+    if not apply(state, event_kind, event):
+        return None
+    fs = derive(state)
+    if fs is None:
+        return None
+    fingerprint = digest(fs)
+    if fingerprint == state["vd"]:
+        return None
+    state["vd"] = fingerprint
+    state["v"] += 1
+    fs["version"] = state["v"]
+    return fs
+
+
+def _return_in_progress(rt: dict[str, Any]) -> bool:
+    # Requested or approved, not rejected: the goods may still come back.
+    return rt["rj"] is None and rt["r"] < RECEIVED
+
+
+def is_closed(state: State, now_ms: int, retention_ms: int) -> bool:
+    """True when the agent may tombstone this order's state.
+
+    Closed means: fulfillment finished (delivered or cancelled), no return still in progress,
+    no open shipment exception, money settled, and no event for ``retention_ms`` (which covers
+    the returns window, since it counts from the last activity, delivery included). An orphan
+    whose order never arrived expires after ``retention_ms`` of silence as well, so state does
+    not grow without bound.
+    """
+    last_activity = state["tmax"]
+    if last_activity is None or now_ms - last_activity < retention_ms:
+        return False
+    fs = derive(state)
+    if fs is None:
+        return True
+    return (
+        fs["fulfillment_status"] in _TERMINAL_FULFILLMENT
+        and not any(_return_in_progress(rt) for rt in state["rt"].values())
+        and not fs["open_exceptions"]
+        and fs["financial_status"] in _FINAL_FINANCIAL
+    )
