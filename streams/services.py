@@ -33,8 +33,14 @@ def build_services(pipeline: Pipeline, source: SchemaSource | None = None) -> di
         encoders[topic] = WireEncoder.for_topic(source, topic, record)
         encoders[topic].resolve()
     sink = OutputSink(settings.bootstrap_servers, client_id=f"{settings.worker_id}-outputs")
-    dead_letters = DeadLetterSink.create(settings, names, source)
+    dead_letters = DeadLetterSink(settings.bootstrap_servers, source, names=names,
+                                  worker_id=settings.worker_id)
     pipeline.app.sensors.add(OffsetGuard(sink, dead_letters))
+
+    @pipeline.app.on_before_shutdown.connect
+    async def _flush_outputs(app: Any, **kwargs: Any) -> None:
+        sink.close()
+        dead_letters.close()
     services = {"schema_source": source, "decoders": decoders, "encoders": encoders,
                 "sink": sink, "dead_letters": dead_letters, "counters": {}}
     pipeline.services.update(services)

@@ -90,5 +90,10 @@ class OffsetGuard(Sensor):
 
     def on_commit_initiated(self, consumer: Any) -> Any:
         for sink in self.sinks:
-            sink.flush()
+            # OutputSink.flush raises itself; other sinks return how many are still queued.
+            remaining = sink.flush()
+            errors = getattr(sink, "errors", None)
+            if remaining or errors:
+                raise OutputNotDelivered(
+                    f"{type(sink).__name__}: {remaining or 0} undelivered, errors: {errors}")
         return None
