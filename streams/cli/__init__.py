@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from streams.cli import broker, config, demo, worker
+from streams.cli import broker, config, demo, dlq, produce, worker
 
 app = typer.Typer(
     name="fstreams",
@@ -18,6 +18,8 @@ app.add_typer(broker.app, name="broker")
 app.add_typer(config.app, name="config")
 app.command("worker")(worker.worker_command)
 app.command("demo")(demo.demo_command)
+app.command("produce")(produce.produce_command)
+app.add_typer(dlq.app, name="dlq")
 
 try:  # the registry ships as its own package; the CLI offers it when it is installed
     from registry.cli import registry_command

@@ -1,0 +1,331 @@
+"""Dead letters: park records that cannot be processed, list them, replay them.
+
+Writing: ``DeadLetterSink.send(...)`` builds a ``fulfillment.v1.DeadLetter`` and produces it to
+the dead-letter topic keyed by the original key. The DeadLetter schema id is obtained once at
+construction, so dead-lettering keeps working when the registry goes down later.
+
+Reading: the topic is read from its low to its high watermark per partition (assign, no group
+commit) so listing and replay terminate. Replay re-produces the original key, value and headers
+to the original topic.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from streams.producer import producer_config
+from streams.schema_source import RegistryUnavailable, SchemaSource
+from streams.serde import DecodeError, WireDecoder, WireEncoder
+from streams.topics import TopicNames
+from tables.schema_files import load_schema_text
+
+RawHeaders = Mapping[str, Any] | list[tuple[str, Any]] | None
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _header_list(headers: RawHeaders) -> list[dict[str, Any]]:
+    if not headers:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out = []
+    for k, v in items:
+        if isinstance(v, str):
+            v = v.encode()
+        out.append({"key": k.decode() if isinstance(k, bytes) else str(k),
+                    "value": None if v is None else bytes(v)})
+    return out
+
+
+def _error_fields(exc: BaseException | str) -> tuple[str, str]:
+    if isinstance(exc, BaseException):
+        return type(exc).__name__, str(exc) or repr(exc)
+    return str(exc), str(exc)
+
+
+class DeadLetterSink:
+    """Produce DeadLetter records (sync; agents call ``send`` and ``flush`` periodically)."""
+
+    def __init__(self, bootstrap: str, source: SchemaSource, *, names: TopicNames | None = None,
+                 topic: str | None = None, worker_id: str | None = None,
+                 auto_register: bool = True, config: dict[str, Any] | None = None) -> None:
+        self.topic = topic or (names or TopicNames()).dead_letters
+        self.worker_id = worker_id
+        self.encoder = WireEncoder(source, f"{self.topic}-value", load_schema_text("DeadLetter"),
+                                   auto_register=auto_register)
+        self.encoder.resolve()  # now, while the registry is up; send() never needs it again
+        conf = {"client.id": "fstreams-dlq", "linger.ms": 20}
+        conf.update(config or {})
+        self.producer = Producer(producer_config(bootstrap, conf))
+        self.sent = 0
+        self.errors: list[str] = []
+
+    def build(self, topic: str, partition: int, offset: int, key: bytes | None,
+              value: bytes | None, headers: RawHeaders, exc: BaseException | str, stage: str,
+              *, timestamp: int | None = None) -> dict[str, Any]:
+        """The DeadLetter record ``send`` would produce."""
+        error_class, message = _error_fields(exc)
+        return {
+            "original_topic": topic,
+            "original_partition": int(partition),
+            "original_offset": int(offset),
+            "original_timestamp": timestamp,
+            "key": None if key is None else bytes(key),
+            "value": None if value is None else bytes(value),
+            "headers": _header_list(headers),
+            "error_class": error_class,
+            "error_message": message,
+            "stage": stage,
+            "failed_at": _now_ms(),
+            "worker_id": self.worker_id,
+        }
+
+    def send(self, topic: str, partition: int, offset: int, key: bytes | None,
+             value: bytes | None, headers: RawHeaders, exc: BaseException | str, stage: str,
+             *, timestamp: int | None = None) -> None:
+        """Queue a dead letter; ``exc`` is the exception (or a validator rule name)."""
+        record = self.build(topic, partition, offset, key, value, headers, exc, stage,
+                            timestamp=timestamp)
+        payload = self.encoder.encode(record)
+        while True:
+            try:
+                self.producer.produce(self.topic, value=payload, key=record["key"],
+                                      on_delivery=self._delivered)
+                break
+            except BufferError:
+                self.producer.poll(0.5)
+        self.producer.poll(0)
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self.sent += 1
+        else:
+            self.errors.append(f"{self.topic}: {err.str()}")
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait for queued dead letters; returns how many are still undelivered."""
+        return int(self.producer.flush(timeout))
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> DeadLetterSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- reading side ---
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead letters to list or replay; None matches everything. Times are epoch millis."""
+
+    topic: str | None = None
+    error_class: str | None = None
+    stage: str | None = None
+    since: int | None = None  # failed_at >= since
+    until: int | None = None  # failed_at < until
+    partition: int | None = None  # of the dead-letter topic
+    offset: int | None = None  # of the dead-letter topic
+
+    def matches(self, entry: DeadLetterEntry) -> bool:
+        if (self.partition is not None and entry.partition != self.partition) or (
+                self.offset is not None and entry.offset != self.offset):
+            return False
+        r = entry.record
+        if r is None:  # undecodable: shown only when no field filter is asked for
+            return all(x is None for x in (self.topic, self.error_class, self.stage,
+                                           self.since, self.until))
+        return ((self.topic is None or r["original_topic"] == self.topic)
+                and (self.error_class is None or r["error_class"] == self.error_class)
+                and (self.stage is None or r["stage"] == self.stage)
+                and (self.since is None or r["failed_at"] >= self.since)
+                and (self.until is None or r["failed_at"] < self.until))
+
+
+@dataclass
+class DeadLetterEntry:
+    partition: int
+    offset: int
+    record: dict[str, Any] | None
+    error: str | None = None  # why ``record`` is None
+
+
+class _LocalFallback:
+    """Registry first; when it is unreachable, assume the writer used our DeadLetter.avsc.
+
+    Safe enough for a read-only tool: a different writer schema shows up as CorruptRecord.
+    """
+
+    def __init__(self, primary: SchemaSource | None) -> None:
+        self.primary = primary
+        self.text = load_schema_text("DeadLetter")
+
+    def schema_by_id(self, schema_id: int) -> str:
+        if self.primary is None:
+            return self.text
+        try:
+            return self.primary.schema_by_id(schema_id)
+        except RegistryUnavailable:
+            return self.text
+
+    def register(self, subject: str, schema: str) -> int:
+        raise NotImplementedError
+
+    def lookup(self, subject: str, schema: str) -> int:
+        raise NotImplementedError
+
+
+def _consumer(bootstrap: str) -> Consumer:
+    return Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"fstreams-dlq-reader-{uuid.uuid4().hex[:8]}",  # never committed
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+    })
+
+
+def _dead_letter_topic(names: TopicNames | str) -> str:
+    return names if isinstance(names, str) else names.dead_letters
+
+
+def iter_dead_letters(bootstrap: str, names: TopicNames | str, source: SchemaSource | None = None,
+                      filters: DeadLetterFilter | None = None, *,
+                      timeout_s: float = 10.0) -> Iterator[DeadLetterEntry]:
+    """Dead letters from the start of the topic to its current end, filtered.
+
+    ``names`` is the product's TopicNames (or the dead-letter topic name itself); ``source`` the
+    registry (None: decode with the local DeadLetter.avsc).
+    """
+    topic = _dead_letter_topic(names)
+    flt = filters or DeadLetterFilter()
+    decoder = WireDecoder.for_record(_LocalFallback(source), "DeadLetter")
+    consumer = _consumer(bootstrap)
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return
+        ends: dict[int, int] = {}
+        starts = []
+        for p in sorted(meta.partitions):
+            if flt.partition is not None and p != flt.partition:
+                continue
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p),
+                                                       timeout=timeout_s)
+            if high > low:
+                ends[p] = high
+                starts.append(TopicPartition(topic, p, low))
+        if not ends:
+            return
+        consumer.assign(starts)
+        idle_since = time.monotonic()
+        while ends:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                _drop_finished(consumer, topic, ends)
+                if time.monotonic() - idle_since > timeout_s:
+                    raise TimeoutError(f"no progress reading {topic} for {timeout_s}s "
+                                       f"(partitions left: {sorted(ends)})")
+                continue
+            idle_since = time.monotonic()
+            if msg.error() is not None:
+                raise RuntimeError(f"reading {topic}: {msg.error()}")
+            p, off = msg.partition() or 0, msg.offset() or 0
+            if p not in ends or off >= ends[p]:
+                continue
+            if off >= ends[p] - 1:
+                del ends[p]
+            entry = _entry(decoder, p, off, msg.value())
+            if flt.matches(entry):
+                yield entry
+    finally:
+        consumer.close()
+
+
+def _drop_finished(consumer: Consumer, topic: str, ends: dict[int, int]) -> None:
+    # Positions skip gaps (e.g. transaction markers) that never arrive as messages.
+    for tp in consumer.position([TopicPartition(topic, p) for p in list(ends)]):
+        if tp.offset >= 0 and tp.offset >= ends.get(tp.partition, 0):
+            ends.pop(tp.partition, None)
+
+
+def _entry(decoder: WireDecoder, partition: int, offset: int,
+           value: bytes | None) -> DeadLetterEntry:
+    if value is None:
+        return DeadLetterEntry(partition, offset, None, "empty value (tombstone)")
+    try:
+        return DeadLetterEntry(partition, offset, decoder.decode(value))
+    except (DecodeError, RegistryUnavailable) as exc:
+        return DeadLetterEntry(partition, offset, None, f"{type(exc).__name__}: {exc}")
+
+
+@dataclass
+class ReplaySummary:
+    dry_run: bool
+    matched: int = 0
+    replayed: int = 0
+    failed: int = 0
+    by_topic: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        verb = "would replay" if self.dry_run else "replayed"
+        per_topic = ", ".join(f"{t}: {n}" for t, n in sorted(self.by_topic.items())) or "-"
+        done = self.matched if self.dry_run else self.replayed
+        text = f"matched {self.matched}, {verb} {done} ({per_topic}), failed {self.failed}"
+        return "\n".join([text, *self.errors[:20]])
+
+
+def replay(bootstrap: str, names: TopicNames | str, source: SchemaSource | None = None,
+           filters: DeadLetterFilter | None = None, *, dry_run: bool = False,
+           to_topic: str | None = None, config: dict[str, Any] | None = None,
+           timeout_s: float = 30.0) -> ReplaySummary:
+    """Re-produce matching dead letters' original key/value/headers to their original topic."""
+    summary = ReplaySummary(dry_run=dry_run)
+    producer = None if dry_run else Producer(producer_config(
+        bootstrap, {"client.id": "fstreams-dlq-replay", **(config or {})}))
+
+    def delivered(err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            summary.replayed += 1
+        else:
+            summary.failed += 1
+            summary.errors.append(f"{msg.topic()}: {err.str()}")
+
+    for entry in iter_dead_letters(bootstrap, names, source, filters):
+        record = entry.record
+        if record is None:
+            continue
+        target = to_topic or record["original_topic"]
+        summary.matched += 1
+        summary.by_topic[target] += 1
+        if producer is None:
+            continue
+        headers = [(h["key"], h["value"]) for h in record["headers"]]
+        while True:
+            try:
+                producer.produce(target, key=record["key"], value=record["value"],
+                                 headers=headers or None, on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.5)
+        producer.poll(0)
+    if producer is not None:
+        left = producer.flush(timeout_s)
+        if left:
+            summary.failed += left
+            summary.errors.append(f"{left} records undelivered after {timeout_s}s")
+    return summary
