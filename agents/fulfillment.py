@@ -19,6 +19,7 @@ from faust.types import EventT, TableT
 
 from streams.app import Pipeline
 from streams.batching import KeyedBatch
+from streams.topics import ORDER_STATE_TABLE
 from tables import fulfillment
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class FulfillmentProcessor:
 
 def register(pipeline: Pipeline) -> None:
     app, settings, names = pipeline.app, pipeline.settings, pipeline.names
-    table = pipeline.bytes_table("order-state", help="per-order fold state (tables.fulfillment)")
+    table = pipeline.bytes_table(ORDER_STATE_TABLE, help="per-order fold state")
     pipeline.services["order_table"] = table
     processor = FulfillmentProcessor(pipeline, table)
     source = app.topic(*names.inputs, key_type=bytes, value_type=bytes,

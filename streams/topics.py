@@ -54,6 +54,14 @@ class TopicNames:
         return (*self.inputs, *self.derived, self.dead_letters)
 
 
+ORDER_STATE_TABLE = "order-state"
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    """The changelog topic Faust keeps for `table` of app `app_id`."""
+    return f"{app_id}-{table}-changelog"
+
+
 def topic_configs(name: str, names: TopicNames) -> dict[str, str]:
     """Broker-side config per topic: dead letters keep 30 days, the rest the broker default."""
     if name == names.dead_letters:
