@@ -94,12 +94,16 @@ def _quantities(lines: Any, owner: str) -> str | None:
 def _shipment(event: Event) -> str | None:
     if not event.get("shipment_id"):
         return "shipment_id is empty"
+    if not isinstance(event["status"], str):
+        return f"shipment status {event['status']!r} is not a symbol"
     return _quantities(event.get("lines"), f"shipment {event['shipment_id']}")
 
 
 def _return(event: Event) -> str | None:
     if not event.get("return_id"):
         return "return_id is empty"
+    if not isinstance(event["status"], str):
+        return f"return status {event['status']!r} is not a symbol"
     reason = _quantities(event.get("lines"), f"return {event['return_id']}")
     if reason:
         return reason
