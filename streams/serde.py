@@ -129,7 +129,7 @@ class WireDecoder:
         try:
             record: dict[str, Any] = schemaless_reader(fo, entry[0], entry[1])
         except Exception as exc:
-            raise self._body_error(data, schema_id, entry[2], exc) from exc
+            raise self._body_error(data, schema_id, entry[2], exc, fo.tell()) from exc
         if fo.tell() != len(data):
             raise CorruptRecord(
                 f"decoded {entry[2]} with schema id {schema_id} but {len(data) - fo.tell()} of "
@@ -202,9 +202,11 @@ class WireDecoder:
             "Avro serializer; dead-letter it and fix the producer.", size=len(data))
 
     @staticmethod
-    def _body_error(data: bytes, schema_id: int, name: str, exc: Exception) -> DecodeError:
+    def _body_error(data: bytes, schema_id: int, name: str, exc: Exception,
+                    position: int) -> DecodeError:
         cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if isinstance(exc, EOFError):
+        # fastavro raises EOFError, or IndexError mid-varint, when it runs out of bytes.
+        if isinstance(exc, EOFError) or (isinstance(exc, IndexError) and position >= len(data)):
             return TruncatedRecord(
                 f"{name} with schema id {schema_id} ended early ({len(data)} bytes; {cause}). "
                 "The value was cut off or a length inside it is corrupt; dead-letter it and check "

@@ -1,0 +1,36 @@
+"""Shared test data for the serde tests: one sample per schema, in-memory codecs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from unit.samples import SAMPLES
+
+from streams.schema_source import InMemorySchemaSource
+from streams.serde import WireDecoder, WireEncoder
+from tables.schema_files import load_schema, load_schema_text
+
+__all__ = ["SAMPLES", "codec_pair", "order_v2_text", "sample"]
+
+
+def sample(name: str) -> dict[str, Any]:
+    return copy.deepcopy(SAMPLES[name])
+
+
+def codec_pair(name: str, source: InMemorySchemaSource | None = None,
+               subject: str | None = None) -> tuple[WireEncoder, WireDecoder]:
+    source = source or InMemorySchemaSource()
+    enc = WireEncoder(source, subject or f"t-{name}-value", load_schema_text(name))
+    return enc, WireDecoder.for_record(source, name)
+
+
+def order_v2_text(compatible: bool = True) -> str:
+    """OrderEvent v2: adds gift_note (optional with a default) or, incompatibly, without one."""
+    schema = load_schema("OrderEvent")
+    field: dict[str, Any] = {"name": "gift_note", "type": ["null", "string"], "default": None}
+    if not compatible:
+        field = {"name": "gift_note", "type": "string"}
+    schema["fields"].append(field)
+    return json.dumps(schema)
