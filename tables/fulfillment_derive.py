@@ -182,6 +182,10 @@ def derive(state: State) -> FulfillmentState | None:
             flags.add("over_shipped")
         elif shipped > effective:
             flags.add("cancelled_units_shipped")
+        if allocated > effective and shipped <= effective:
+            # Units held in a warehouse beyond what is still owed, typically a cancel the
+            # WMS has not processed yet: someone has to release that stock.
+            flags.add("over_allocated")
         if requested > ordered or returned > ordered:
             flags.add("over_returned")
         backordered = bo.get(line_id, 0)

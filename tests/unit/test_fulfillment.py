@@ -206,8 +206,11 @@ def test_rejected_return() -> None:
 def test_full_cancellation_after_allocation() -> None:
     state, fs = fold(order(), shipment("allocated", T0 + HOUR))
     assert fs["fulfillment_status"] == "allocated"
-    _, fs = fold(order("cancelled", T0 + 2 * HOUR, reason="customer"),
-                 shipment("cancelled", T0 + 3 * HOUR, lines={}), state=state)
+    _, fs = fold(order("cancelled", T0 + 2 * HOUR, reason="customer"), state=state)
+    assert fs["fulfillment_status"] == "cancelled"
+    assert fs["flags"] == ["over_allocated"]  # the warehouse still holds the stock
+    _, fs = fold(shipment("cancelled", T0 + 3 * HOUR, lines={}), state=state)
+    assert fs["flags"] == []
     assert fs["fulfillment_status"] == "cancelled"
     assert fs["cancelled_at"] == T0 + 2 * HOUR
     assert fs["shipment_count"] == 0
