@@ -59,6 +59,8 @@ def parse_schema(text: str, known: Mapping[str, Named] | None = None) -> ParsedS
         doc = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise SchemaParseError(f"the schema is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise SchemaParseError("the schema is nested too deeply") from exc
     parser = _Parser(known or {})
     try:
         root = parser.parse(doc, "", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field
@@ -21,7 +22,7 @@ class RegistrySettings(BaseSettings):
         None, description="consumer group for the writer election (default: derived from topic)"
     )
     advertised_url: str | None = Field(
-        None, description="URL other instances use to forward writes here (default: http://host:port)"
+        None, description="URL other instances use to forward writes here (default: http://HOST:PORT)"
     )
     auth_file: Path | None = Field(
         None, description="JSON users file; when set, HTTP basic auth is required"
@@ -43,5 +44,6 @@ class RegistrySettings(BaseSettings):
     def effective_advertised_url(self) -> str:
         if self.advertised_url:
             return self.advertised_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        # Bound to every interface: the host name is the address peers are most likely to reach.
+        host = socket.gethostname() if self.host in ("0.0.0.0", "", "::") else self.host
         return f"http://{host}:{self.port}"
