@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from streams.cli import broker, config, demo, dlq, produce, replay, worker
+from streams.cli import broker, config, demo, dlq, generate, produce, replay, worker
 
 app = typer.Typer(
     name="fstreams",
@@ -21,6 +21,7 @@ app.command("demo")(demo.demo_command)
 app.command("produce")(produce.produce_command)
 app.add_typer(dlq.app, name="dlq")
 app.command("replay")(replay.replay_command)
+app.command("generate")(generate.generate_command)
 
 try:  # the registry ships as its own package; the CLI offers it when it is installed
     from registry.cli import registry_command

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import string
-import uuid
 from dataclasses import dataclass
 
 # (sku, title, unit price in minor units of any currency)
@@ -95,6 +94,12 @@ SERVICE_WEIGHTS: dict[str, float] = {"standard": 0.75, "express": 0.18, "next_da
 CARRIER_SERVICE = {"standard": "ground", "express": "2day", "next_day": "overnight"}
 
 
+def new_uuid(rng: random.Random) -> str:
+    """A random (version 4) UUID from ``rng``; formatted by hand, uuid.UUID is slow here."""
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
 def weighted(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
@@ -106,7 +111,7 @@ class Ids:
         self.rng = rng
 
     def uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        return new_uuid(self.rng)
 
     def digits(self, n: int) -> str:
         return "".join(self.rng.choices(string.digits, k=n))

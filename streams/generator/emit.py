@@ -11,12 +11,12 @@ import io
 import json
 import random
 import struct
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from fastavro import parse_schema, schemaless_writer
 
+from streams.generator.catalog import new_uuid
 from streams.generator.story import OrderStory
 from streams.generator.thresholds import HOUR_MS, MINUTE_MS, ORPHAN_GRACE_MS, SECOND_MS
 from tables import schema_files
@@ -130,7 +130,7 @@ def bad_records(stories: list[OrderStory], valid: list[GeneratedEvent], rng: ran
 def _corrupt(kind: str, base: GeneratedEvent, rng: random.Random) -> GeneratedEvent:
     assert base.value is not None
     value = copy.deepcopy(base.value)
-    value["event_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    value["event_id"] = new_uuid(rng)
     arrival = base.arrival + rng.randint(SECOND_MS, 10 * MINUTE_MS)
     topic = base.topic
     if kind == "negative_quantity":

@@ -304,7 +304,8 @@ class OrderStory:
             currency=currency or self.currency, posted_time=posted, period=period,
             external_order_ref=self.external_order_ref,
             description=settlement.description(provider, transaction_type))
-        self.events.append(("settlements", oid, value))
+        # Unmatched lines are keyed by their line id, as the producer SDK keys them.
+        self.events.append(("settlements", oid or line_id, value))
         line = MoneyLine(transaction_type, amount, currency or self.currency, provider, sid,
                          line_id, posted)
         self.money.append(line)
