@@ -123,11 +123,11 @@ class MethodNotAllowed(RegistryError):
 class IncompatibleSchema(RegistryError):
     status, error_code = 409, 409
 
-    def __init__(self, messages: list[str]) -> None:
-        detail = "; ".join(messages)
+    def __init__(self, subject: str, messages: list[str]) -> None:
         super().__init__(
-            "Schema being registered is incompatible with an earlier schema for subject: "
-            + detail
+            "Schema being registered is incompatible with an earlier schema for subject "
+            f'"{subject}"'
+            f", details: {'; '.join(messages)}"
         )
         self.messages = messages
 

@@ -174,7 +174,7 @@ class RegistryService:
                     self.compatibility(subject), parsed.root, self._previous(subject)
                 )
                 if messages:
-                    raise IncompatibleSchema(messages)
+                    raise IncompatibleSchema(subject, messages)
             schema_id = self._choose_id(identity, sub.id)
             version = self._choose_version(subject, sub.version if mode == IMPORT else None)
             value = {
@@ -246,7 +246,11 @@ class RegistryService:
         async with self._write_lock:
             await self.store.sync_to_end()
             self._require_writable(subject)
-            entry = self.version_entry(subject, version, deleted=permanent)
+            # An explicit version is found even when soft-deleted (to answer 40406 rather than
+            # 40402); "latest" means the latest live version unless deleting permanently.
+            entry = self.version_entry(
+                subject, version, deleted=permanent or version != LATEST
+            )
             if not permanent:
                 if entry.deleted:
                     raise VersionSoftDeleted(subject, entry.version)

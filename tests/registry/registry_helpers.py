@@ -31,17 +31,20 @@ class RegistryProcess:
 
     def __init__(
         self, bootstrap: str, topic: str, log_dir: Path, *, group_id: str | None = None,
-        auth_file: Path | None = None, port: int | None = None,
+        auth_file: Path | None = None, port: int | None = None, eligible: bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.bootstrap, self.topic = bootstrap, topic
         self.group_id = group_id or f"{topic}-writers"
         self.auth_file = auth_file
+        self.eligible = eligible
+        self.extra_env = env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"registry-{self.port}-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, wait_for_writer: bool = True) -> RegistryProcess:
+    def start(self, wait_for_writer: bool | None = None) -> RegistryProcess:
         cmd = [
             sys.executable, "-m", "registry", "--host", "127.0.0.1", "--port", str(self.port),
             "--bootstrap-servers", self.bootstrap, "--topic", self.topic,
@@ -49,13 +52,16 @@ class RegistryProcess:
         ]
         if self.auth_file is not None:
             cmd += ["--auth-file", str(self.auth_file)]
+        if not self.eligible:
+            cmd += ["--no-leader-eligible"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("FSTREAMS_REGISTRY_")}
+        env.update(self.extra_env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        self.wait_ready(wait_for_writer)
+        self.wait_ready(self.eligible if wait_for_writer is None else wait_for_writer)
         return self
 
     def wait_ready(self, wait_for_writer: bool = True) -> None:
