@@ -16,7 +16,16 @@ import marshal
 from typing import Any
 
 from tables.fulfillment_derive import NON_CANONICAL_FIELDS, canonical_view, derive
-from tables.fulfillment_facts import RECEIVED, Event, State, apply, new_state, timeline
+from tables.fulfillment_facts import (
+    MATERIAL,
+    RECEIVED,
+    Event,
+    State,
+    apply,
+    fold_event,
+    new_state,
+    timeline,
+)
 from tables.fulfillment_validate import validate
 from tables.records import FulfillmentState
 
@@ -27,6 +36,7 @@ __all__ = [
     "canonical_view",
     "derive",
     "digest",
+    "fold_event",
     "is_closed",
     "new_state",
     "step",
@@ -56,8 +66,8 @@ def step(state: State, event_kind: str, event: Event) -> FulfillmentState | None
     the canonical view as it was (e.g. a repeated carrier scan). Otherwise ``state["v"]`` is
     incremented and the returned state carries it together with the causing event's ids.
     """
-    if not apply(state, event_kind, event):
-        return None
+    if fold_event(state, event_kind, event) != MATERIAL:
+        return None  # a replay, or no fact the canonical view reads has moved
     fs = derive(state)
     if fs is None:
         return None

@@ -35,15 +35,6 @@ NON_CANONICAL_FIELDS = (
 )
 
 
-def _first_at(times: list[int | None], rank: int) -> int | None:
-    """Earliest event_time at progress ``rank`` or beyond."""
-    best = None
-    for t in times[rank:]:
-        if t is not None and (best is None or t < best):
-            best = t
-    return best
-
-
 def _min_opt(a: int | None, b: int | None) -> int | None:
     if a is None:
         return b
@@ -98,10 +89,11 @@ def derive(state: State) -> FulfillmentState | None:
                             acc[3] += units
                             if rank >= DELIVERED:
                                 acc[4] += units
+            # times[r] is already the earliest event at rank r or beyond.
             times = sh["t"]
-            allocated_at = _min_opt(allocated_at, _first_at(times, ALLOCATED))
+            allocated_at = _min_opt(allocated_at, times[ALLOCATED])
             if rank >= SHIPPED:
-                shipped_first = _first_at(times, SHIPPED)
+                shipped_first = times[SHIPPED]
                 first_shipped_at = _min_opt(first_shipped_at, shipped_first)
                 last_first_shipped = _max_opt(last_first_shipped, shipped_first)
             if rank >= DELIVERED:
@@ -139,7 +131,7 @@ def derive(state: State) -> FulfillmentState | None:
                     acc[2] += units
         times = rt["t"]
         if rank >= RECEIVED:
-            returned_at = _min_opt(returned_at, _first_at(times, RECEIVED))
+            returned_at = _min_opt(returned_at, times[RECEIVED])
         if rank >= REFUNDED:
             refunded_at = _min_opt(refunded_at, times[REFUNDED])
         amt = rt["amt"]

@@ -98,7 +98,7 @@ def new_state(order_id: str) -> State:
 def _new_shipment() -> dict[str, Any]:
     return {
         "r": -1,  # most advanced progress rank seen
-        "t": [None] * (DELIVERED + 1),  # min event_time seen at each progress rank
+        "t": [None] * (DELIVERED + 1),  # t[r]: min event_time seen at progress rank >= r
         "lk": None,  # [rank, t, id] of the event whose lines count (most advanced wins)
         "l": {},  # {line_id: units}
         "x": None,  # latest exception [t, id, reason]
@@ -113,7 +113,7 @@ def _new_shipment() -> dict[str, Any]:
 def _new_return() -> dict[str, Any]:
     return {
         "r": -1,
-        "t": [None] * (REFUNDED + 1),
+        "t": [None] * (REFUNDED + 1),  # t[r]: min event_time seen at rank >= r
         "lk": None,
         "l": {},
         "rj": None,  # min event_time of a rejected event
@@ -123,15 +123,6 @@ def _new_return() -> dict[str, Any]:
 
 def _min(current: int | None, t: int) -> int:
     return t if current is None or t < current else current
-
-
-def _latest(current: list[Any] | None, t: int, eid: str, value: Any) -> list[Any] | None:
-    """Keep the value of the greatest (event_time, event_id); None values never win."""
-    if value is None:
-        return current
-    if current is None or [t, eid] > current[:2]:
-        return [t, eid, value]
-    return current
 
 
 def _line_units(lines: Any) -> dict[str, int]:
@@ -152,7 +143,20 @@ def _add_units(target: dict[str, int], line_id: str, units: int) -> None:
     target[line_id] = target.get(line_id, 0) + units
 
 
-def _apply_order(state: State, t: int, eid: str, event: Event) -> str:
+def _lower_times(times: list[Any], rank: int, t: int) -> bool:
+    """Record an event at ``rank``: times[r] is the earliest event_time at rank r or beyond."""
+    changed = False
+    for r in range(rank, -1, -1):
+        seen = times[r]
+        if seen is None or t < seen:
+            times[r] = t
+            changed = True
+        else:
+            break  # times is non-decreasing in r, so lower ranks are already earlier
+    return changed
+
+
+def _apply_order(state: State, t: int, eid: str, event: Event) -> tuple[str, bool]:
     kind = event["type"]
     lines = event.get("lines") or ()
     totals = event.get("totals")
@@ -188,13 +192,14 @@ def _apply_order(state: State, t: int, eid: str, event: Event) -> str:
             snap["lines"] = {
                 ln["line_id"]: [ln["sku"], ln["quantity"], ln["unit_price"]] for ln in lines
             }
-        return f"{kind}: {len(lines)} lines" + (
-            f", total {totals['total']} {event.get('currency')}" if totals else ""
-        )
+        effect = f"{kind}: {len(lines)} lines"
+        if totals:
+            effect += f", total {totals['total']} {event.get('currency')}"
+        return effect, True
     if kind == "cancelled":
         state["cancel_t"] = _min(state["cancel_t"], t)
         reason = event.get("reason")
-        return "order cancelled" + (f" ({reason})" if reason else "")
+        return "order cancelled" + (f" ({reason})" if reason else ""), True
     if kind == "line_cancelled":
         lc_t = state["lc_t"]
         state["lc_t"] = t if lc_t is None or t > lc_t else lc_t
@@ -209,51 +214,85 @@ def _apply_order(state: State, t: int, eid: str, event: Event) -> str:
             if current is None or [t, eid] > current[:2]:
                 subs[ln["line_id"]] = [t, eid, ln.get("substituted_sku")]
     else:  # a type this build does not know yet: recorded in the timeline only
-        return f"ignored order event type {kind}"
+        return f"ignored order event type {kind}", totals is not None
     parts = []
     for ln in lines:
         units = _affected(ln)
         _add_units(target, ln["line_id"], units)
         parts.append(f"{ln['line_id']}x{units}")
-    return f"{kind}: {' '.join(parts)}"
+    return f"{kind}: {' '.join(parts)}", True
 
 
-def _apply_shipment(state: State, t: int, eid: str, event: Event) -> str:
+def _apply_latest(facts: dict[str, Any], field: str, t: int, eid: str, value: Any) -> bool:
+    """Keep the value of the greatest (event_time, event_id); True if the *value* changed."""
+    if value is None:
+        return False
+    current = facts[field]
+    if current is None:
+        facts[field] = [t, eid, value]
+        return True
+    if [t, eid] > current[:2]:
+        facts[field] = [t, eid, value]
+        return value != current[2]
+    return False
+
+
+def _apply_lines(facts: dict[str, Any], lines: Any, rank: int, t: int, eid: str) -> bool:
+    """Lines of the most advanced event (then latest) that has any; True if they changed."""
+    if not lines:
+        return False
+    key = [rank, t, eid]
+    if facts["lk"] is not None and key < facts["lk"]:
+        return False
+    facts["lk"] = key
+    units = _line_units(lines)
+    if units == facts["l"]:
+        return False
+    facts["l"] = units
+    return True
+
+
+def _apply_shipment(state: State, t: int, eid: str, event: Event) -> tuple[str, bool]:
     shipment_id = event["shipment_id"]
     status = event["status"]
     rank = SHIPMENT_RANK.get(status)
     if rank is None and status != "exception" and status != "cancelled":
-        return f"shipment {shipment_id}: ignored status {status}"
+        return f"shipment {shipment_id}: ignored status {status}", False
     facts = state["sh"].get(shipment_id)
+    material = facts is None
     if facts is None:
         facts = state["sh"][shipment_id] = _new_shipment()
     if rank is not None:
         if rank > facts["r"]:
             facts["r"] = rank
-        times = facts["t"]
-        seen = times[rank]
-        if seen is None or t < seen:
-            times[rank] = t
+            material = True
+        if _lower_times(facts["t"], rank, t):
+            material = True
         progress = facts["p"]
         if progress is None or [t, eid] > progress:
             facts["p"] = [t, eid]
+            # Newer progress only matters to the canonical view if it clears an exception.
+            if facts["x"] is not None:
+                material = True
     else:
         rank = -1  # exception/cancel lines only count when no progress event has lines
         if status == "exception":
             exc = facts["x"]
             if exc is None or [t, eid] > exc[:2]:
                 facts["x"] = [t, eid, event.get("exception_reason")]
-        else:
-            facts["c"] = _min(facts["c"], t)
+                material = True
+        elif facts["c"] is None or t < facts["c"]:
+            material = material or facts["c"] is None  # derive only asks "cancelled at all?"
+            facts["c"] = t
     lines = event.get("lines")
-    if lines:
-        key = [rank, t, eid]
-        if facts["lk"] is None or key > facts["lk"]:
-            facts["lk"] = key
-            facts["l"] = _line_units(lines)
-    facts["wh"] = _latest(facts["wh"], t, eid, event.get("warehouse"))
-    facts["car"] = _latest(facts["car"], t, eid, event.get("carrier"))
-    facts["trk"] = _latest(facts["trk"], t, eid, event.get("tracking_number"))
+    # Evaluated one by one: every fact must be recorded, whatever the others report.
+    for changed in (
+        _apply_lines(facts, lines, rank, t, eid),
+        _apply_latest(facts, "wh", t, eid, event.get("warehouse")),
+        _apply_latest(facts, "car", t, eid, event.get("carrier")),
+        _apply_latest(facts, "trk", t, eid, event.get("tracking_number")),
+    ):
+        material = material or changed
     where = event.get("warehouse")
     units = sum(line["quantity"] for line in lines) if lines else 0
     text = f"shipment {shipment_id} {status}"
@@ -263,54 +302,55 @@ def _apply_shipment(state: State, t: int, eid: str, event: Event) -> str:
         text += f" @ {where}"
     if status == "exception" and event.get("exception_reason"):
         text += f": {event['exception_reason']}"
-    return text
+    return text, material
 
 
-def _apply_return(state: State, t: int, eid: str, event: Event) -> str:
+def _apply_return(state: State, t: int, eid: str, event: Event) -> tuple[str, bool]:
     return_id = event["return_id"]
     status = event["status"]
     rank = RETURN_RANK.get(status)
     if rank is None and status != "rejected":
-        return f"return {return_id}: ignored status {status}"
+        return f"return {return_id}: ignored status {status}", False
     facts = state["rt"].get(return_id)
+    material = facts is None
     if facts is None:
         facts = state["rt"][return_id] = _new_return()
     if rank is not None:
         if rank > facts["r"]:
             facts["r"] = rank
-        times = facts["t"]
-        seen = times[rank]
-        if seen is None or t < seen:
-            times[rank] = t
+            material = True
+        if _lower_times(facts["t"], rank, t):
+            material = True
     else:
         rank = -1
-        facts["rj"] = _min(facts["rj"], t)
+        if facts["rj"] is None or t < facts["rj"]:
+            material = material or facts["rj"] is None  # derive only asks "rejected at all?"
+            facts["rj"] = t
     lines = event.get("lines")
-    if lines:
-        key = [rank, t, eid]
-        if facts["lk"] is None or key > facts["lk"]:
-            facts["lk"] = key
-            facts["l"] = _line_units(lines)
+    if _apply_lines(facts, lines, rank, t, eid):
+        material = True
     amount = event.get("refund_amount")
     if amount is not None:
         current = facts["amt"]
         if current is None or [t, eid] > current[:2]:
             facts["amt"] = [t, eid, amount, event.get("currency")]
+            material = True
     units = sum(line["quantity"] for line in lines) if lines else 0
     text = f"return {return_id} {status}"
     if units:
         text += f", {units} units"
     if amount is not None:
         text += f", refund {amount} {event.get('currency')}"
-    return text
+    return text, material
 
 
-def _apply_settlement(state: State, t: int, eid: str, event: Event) -> str:
+def _apply_settlement(state: State, t: int, eid: str, event: Event) -> tuple[str, bool]:
     line_id = event["settlement_line_id"]
     current = state["st"].get(line_id)
     # Dedupe by settlement_line_id: a provider re-sending a line under a new event_id must
     # not double-count; the greatest (event_time, event_id) version of the line wins.
-    if current is None or [t, eid] > current[:2]:
+    material = current is None or [t, eid] > current[:2]
+    if material:
         state["st"][line_id] = [
             t,
             eid,
@@ -321,10 +361,11 @@ def _apply_settlement(state: State, t: int, eid: str, event: Event) -> str:
             event["provider"],
             event["settlement_id"],
         ]
-    return (
+    effect = (
         f"{event['provider']} {event['transaction_type']} {event['amount']} "
         f"{event['currency']} ({event['settlement_id']})"
     )
+    return effect, material
 
 
 _APPLIERS = {
@@ -342,11 +383,16 @@ _WHAT_FIELD = {
 }
 
 
-def apply(state: State, event_kind: str, event: Event) -> bool:
-    """Fold ``event`` into ``state`` in place. False when it was already applied (replay).
+UNCHANGED = 0  # a replay: nothing recorded
+RECORDED = 1  # new event, but no fact the canonical view depends on moved
+MATERIAL = 2  # new event that may change the canonical view
 
-    ``event_kind`` is "order", "shipment", "return" or "settlement"; ``event`` is the decoded
-    record (int epoch millis, str enums), ideally already accepted by ``validate``.
+
+def fold_event(state: State, event_kind: str, event: Event) -> int:
+    """Fold ``event`` into ``state`` in place; UNCHANGED, RECORDED or MATERIAL.
+
+    RECORDED lets ``step`` skip derive for the common no-op events (repeated carrier scans,
+    late low-rank statuses, re-sent settlement lines) without changing any result.
     """
     applier = _APPLIERS.get(event_kind)
     if applier is None:
@@ -354,15 +400,18 @@ def apply(state: State, event_kind: str, event: Event) -> bool:
     eid = event["event_id"]
     ids = state["ids"]
     if eid in ids:
-        return False
+        return UNCHANGED
     ids[eid] = 1
     t = event["event_time"]
     source = event["source_system"]
-    effect = applier(state, t, eid, event)
+    effect, material = applier(state, t, eid, event)
     tmax = state["tmax"]
     if tmax is None or t > tmax:
         state["tmax"] = t
-    state["src"][source] = 1
+    sources = state["src"]
+    if source not in sources:
+        sources[source] = 1
+        material = True
     state["last"] = [eid, source, event.get("correlation_id")]
     timeline = state["tl"]
     entry = [t, eid, event_kind, event[_WHAT_FIELD[event_kind]], source, effect]
@@ -372,7 +421,16 @@ def apply(state: State, event_kind: str, event: Event) -> bool:
         insort(timeline, entry)
         if len(timeline) > TIMELINE_LIMIT:
             del timeline[0]
-    return True
+    return MATERIAL if material else RECORDED
+
+
+def apply(state: State, event_kind: str, event: Event) -> bool:
+    """Fold ``event`` into ``state`` in place. False when it was already applied (replay).
+
+    ``event_kind`` is "order", "shipment", "return" or "settlement"; ``event`` is the decoded
+    record (int epoch millis, str enums), ideally already accepted by ``validate``.
+    """
+    return fold_event(state, event_kind, event) != UNCHANGED
 
 
 def timeline(state: State) -> list[dict[str, Any]]:
