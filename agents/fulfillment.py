@@ -95,8 +95,7 @@ def register(pipeline: Pipeline) -> None:
     table = pipeline.bytes_table(ORDER_STATE_TABLE, help="per-order fold state")
     pipeline.services["order_table"] = table
     processor = FulfillmentProcessor(pipeline, table)
-    source = app.topic(*names.inputs, key_type=bytes, value_type=bytes,
-                       partitions=settings.partitions)
+    source = pipeline.topic(*names.inputs)
 
     @app.agent(source, name="fulfillment")
     async def fulfillment_agent(stream: Any) -> None:

@@ -25,10 +25,10 @@ class Pipeline:
     names: TopicNames
     services: dict[str, Any] = field(default_factory=dict)
 
-    def topic(self, name: str, **kwargs: Any) -> faust.TopicT:
-        """A raw-bytes Faust topic with the product's partition count."""
+    def topic(self, *names: str, **kwargs: Any) -> faust.TopicT:
+        """A raw-bytes Faust topic (one or several names) with the product's partition count."""
         return self.app.topic(
-            name,
+            *names,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",

@@ -69,6 +69,6 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Faust and aiokafka are chatty at INFO about every rebalance step.
-    for noisy in ("aiokafka", "faust.transport", "faust.tables.recovery", "mode"):
+    # Faust, aiokafka and httpx are chatty at INFO (every service start, every HTTP call).
+    for noisy in ("aiokafka", "faust", "mode", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 
 from streams.cli import broker, config, demo, dlq, generate, produce, replay, worker
@@ -32,4 +34,6 @@ if registry_command is not None:
 
 
 def main() -> None:
+    # authlib (pulled in by the schema-registry client) warns about httpx on import.
+    warnings.filterwarnings("ignore", message=".*httpx module is deprecated.*")
     app()
