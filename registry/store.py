@@ -48,6 +48,9 @@ class KafkaStore:
         self._tp = TopicPartition(topic, 0)
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        # End offsets are asked on a connection of their own: the broker answers requests on a
+        # connection in order, so behind the follower's long-polling fetch they would wait.
+        self._offsets: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._position = 0  # next offset to apply
         self._advanced = asyncio.Condition()
@@ -74,8 +77,15 @@ class KafkaStore:
             fetch_max_wait_ms=100,
             client_id="fstreams-registry-reader",
         )
+        self._offsets = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id="fstreams-registry-offsets",
+        )
         await self._producer.start()
         await self._consumer.start()
+        await self._offsets.start()
         self._consumer.assign([self._tp])
         await self._consumer.seek_to_beginning(self._tp)
         self._task = asyncio.create_task(self._follow(), name="registry-store-follow")
@@ -90,7 +100,7 @@ class KafkaStore:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for client in (self._consumer, self._producer):
+        for client in (self._consumer, self._offsets, self._producer):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.stop()
@@ -151,9 +161,9 @@ class KafkaStore:
                         self.topic)
 
     async def end_offset(self) -> int:
-        assert self._consumer is not None
+        assert self._offsets is not None
         try:
-            offsets = await self._consumer.end_offsets([self._tp])
+            offsets = await self._offsets.end_offsets([self._tp])
         except KafkaError as exc:
             raise StoreError(f"cannot read the end of {self.topic}: {exc}") from exc
         return int(offsets[self._tp])

@@ -1,0 +1,118 @@
+"""Durability and the multi-instance id space: restarts, two writers' worth of clients, failover."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from registry_helpers import RegistryProcess, StartRegistry
+
+
+def schema(name: str, n: int = 0) -> str:
+    fields = [{"name": f"f{i}", "type": "int", "default": 0} for i in range(n)]
+    return json.dumps({"type": "record", "name": name, "fields": fields})
+
+
+def register(url: str, subject: str, text: str) -> int:
+    response = httpx.post(f"{url}/subjects/{subject}/versions", json={"schema": text}, timeout=30)
+    assert response.status_code == 200, response.text
+    return int(response.json()["id"])
+
+
+def snapshot(url: str) -> dict[str, list[tuple[int, int, bool]]]:
+    """subject -> [(version, id, deleted)] as one instance sees it."""
+    out = {}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for subject in client.get("/subjects", params={"deleted": "true"}).json():
+            live = set(client.get(f"/subjects/{subject}/versions").json()
+                       if client.get(f"/subjects/{subject}/versions").status_code == 200 else [])
+            versions = client.get(f"/subjects/{subject}/versions",
+                                  params={"deleted": "true"}).json()
+            out[subject] = [
+                (v, client.get(f"/subjects/{subject}/versions/{v}",
+                               params={"deleted": "true"}).json()["id"], v not in live)
+                for v in versions
+            ]
+    return out
+
+
+def test_restart_keeps_subjects_versions_ids_and_settings(start_registry: StartRegistry) -> None:
+    first = start_registry()
+    url = first.url
+    ids = [register(url, "orders-value", schema("Order", n)) for n in range(3)]
+    ids.append(register(url, "returns-value", schema("Return")))
+    ids.append(register(url, "shipments-value", schema("Order", 1)))  # shares an id
+    assert ids[4] == ids[1]
+    httpx.delete(f"{url}/subjects/returns-value/versions/1")
+    gone = register(url, "tmp-value", schema("Temp"))
+    httpx.delete(f"{url}/subjects/tmp-value")
+    httpx.delete(f"{url}/subjects/tmp-value", params={"permanent": "true"})
+    httpx.put(f"{url}/config/orders-value", json={"compatibility": "FULL"})
+    httpx.put(f"{url}/mode/shipments-value", json={"mode": "READONLY"})
+    before = snapshot(url)
+    first.stop()
+
+    second = start_registry(topic=first.topic)
+    assert snapshot(second.url) == before
+    assert httpx.get(f"{second.url}/config/orders-value").json() == {"compatibilityLevel": "FULL"}
+    assert httpx.get(f"{second.url}/mode/shipments-value").json() == {"mode": "READONLY"}
+    assert json.loads(httpx.get(f"{second.url}/schemas/ids/{ids[2]}").json()["schema"]) == (
+        json.loads(schema("Order", 2)))
+    # New ids continue after every id ever handed out, the hard-deleted one included.
+    assert register(second.url, "later-value", schema("Later")) == gone + 1
+
+
+def test_two_instances_share_one_consistent_id_space(start_registry: StartRegistry) -> None:
+    a = start_registry()
+    b = start_registry(topic=a.topic, group_id=a.group_id)
+    writer = httpx.get(f"{a.url}/_ready").json()["writer"]
+    assert writer == httpx.get(f"{b.url}/_ready").json()["writer"] == a.url
+
+    # Both instances get registrations at once; many schemas are sent to both, under
+    # different subjects, so the writer must hand each schema exactly one id.
+    names = [f"S{uuid.uuid4().hex[:6]}" for _ in range(12)]
+    jobs = [(url, f"{url.rsplit(':', 1)[1]}-{name}-value", schema(name))
+            for name in names for url in (a.url, b.url)]
+    jobs += [(b.url, "shared-value", schema("Shared", n)) for n in range(6)]
+
+    def run(job: tuple[str, str, str]) -> tuple[str, int]:
+        url, subject, text = job
+        return text, register(url, subject, text)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(run, jobs))
+
+    ids_by_schema: dict[str, set[int]] = {}
+    schemas_by_id: dict[int, set[str]] = {}
+    for text, schema_id in results:
+        ids_by_schema.setdefault(text, set()).add(schema_id)
+        schemas_by_id.setdefault(schema_id, set()).add(text)
+    assert all(len(v) == 1 for v in ids_by_schema.values()), ids_by_schema
+    assert all(len(v) == 1 for v in schemas_by_id.values()), schemas_by_id
+    # Both instances serve the same state (b follows the log a writes).
+    deadline = time.monotonic() + 10
+    while snapshot(a.url) != snapshot(b.url) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert snapshot(a.url) == snapshot(b.url)
+    for schema_id, texts in schemas_by_id.items():
+        for url in (a.url, b.url):
+            served = httpx.get(f"{url}/schemas/ids/{schema_id}").json()["schema"]
+            assert json.loads(served) == json.loads(next(iter(texts)))
+
+
+def test_writer_failover(start_registry: StartRegistry) -> None:
+    a: RegistryProcess = start_registry()
+    b = start_registry(topic=a.topic, group_id=a.group_id)
+    register(b.url, "before-value", schema("Before"))  # forwarded to a
+    a.stop()
+    # b takes over once a has left the group; writes to b succeed again.
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{b.url}/_ready").json()["writer"] != b.url:
+        assert time.monotonic() < deadline, "b never became the writer"
+        time.sleep(0.1)
+    after = register(b.url, "after-value", schema("After"))
+    before = httpx.get(f"{b.url}/subjects/before-value/versions/1").json()["id"]
+    assert after == before + 1
