@@ -56,7 +56,8 @@ def digest(fs: FulfillmentState | dict[str, Any]) -> str:
         view.pop(name, None)
     # marshal format 0 has no back-references and no interning flags, so equal values give
     # equal bytes in any process; derive builds dicts in a fixed key order and sorts its lists.
-    return hashlib.blake2b(marshal.dumps(view, 0), digest_size=8).hexdigest()
+    # SHA-1 is used as a fast change detector here, not for security.
+    return hashlib.sha1(marshal.dumps(view, 0)).hexdigest()[:16]
 
 
 def step(state: State, event_kind: str, event: Event) -> FulfillmentState | None:

@@ -43,14 +43,6 @@ def _min_opt(a: int | None, b: int | None) -> int | None:
     return a if a < b else b
 
 
-def _max_opt(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a if a > b else b
-
-
 def derive(state: State) -> FulfillmentState | None:
     """The canonical state, or None while the order itself (placed/updated) is unseen."""
     snap = state["snap"]
@@ -89,15 +81,21 @@ def derive(state: State) -> FulfillmentState | None:
                             acc[3] += units
                             if rank >= DELIVERED:
                                 acc[4] += units
-            # times[r] is already the earliest event at rank r or beyond.
+            # times[r] is the earliest event at rank r or beyond, never None for r <= rank.
             times = sh["t"]
-            allocated_at = _min_opt(allocated_at, times[ALLOCATED])
+            at = times[ALLOCATED]
+            if allocated_at is None or at < allocated_at:
+                allocated_at = at
             if rank >= SHIPPED:
-                shipped_first = times[SHIPPED]
-                first_shipped_at = _min_opt(first_shipped_at, shipped_first)
-                last_first_shipped = _max_opt(last_first_shipped, shipped_first)
-            if rank >= DELIVERED:
-                last_delivered = _max_opt(last_delivered, times[DELIVERED])
+                at = times[SHIPPED]
+                if first_shipped_at is None or at < first_shipped_at:
+                    first_shipped_at = at
+                if last_first_shipped is None or at > last_first_shipped:
+                    last_first_shipped = at
+                if rank >= DELIVERED:
+                    at = times[DELIVERED]
+                    if last_delivered is None or at > last_delivered:
+                        last_delivered = at
         exc = sh["x"]
         if exc is not None and (sh["p"] is None or exc[:2] > sh["p"]):
             open_exceptions.append({"shipment_id": shipment_id, "reason": exc[2], "since": exc[0]})
