@@ -66,7 +66,8 @@ def generate_command(
     if stories:
         typer.echo(_stories_table())
         return
-    from streams.generator import GeneratorConfig, generate
+    from streams.generator import GeneratorConfig
+    from streams.generator.build import Generation
     from streams.generator.config import (
         DUPLICATE_RATE,
         LATE_RATE,
@@ -90,25 +91,24 @@ def generate_command(
             raw_garbage=(out is None) if garbage is None else garbage)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    generated = generate(config)
-    if truth is not None:
-        write_truth(generated.truth, Path(truth))
-    if out is not None:
-        if out == "-":
-            write_jsonl(generated.events, sys.stdout)
-        else:
-            with Path(out).open("w", encoding="utf-8") as fh:
-                write_jsonl(generated.events, fh)
+    generation = Generation(config)
+    if out == "-":
+        write_jsonl(generation, sys.stdout)
+    elif out is not None:
+        with Path(out).open("w", encoding="utf-8") as fh:
+            write_jsonl(generation, fh)
     else:
         from streams.settings import Settings
 
         settings = Settings()
         produce_to_kafka(
-            generated.events, bootstrap=bootstrap or settings.bootstrap_servers,
+            generation, bootstrap=bootstrap or settings.bootstrap_servers,
             registry_url=registry_url or settings.registry_url,
             topic_prefix=settings.topic_prefix if topic_prefix is None else topic_prefix,
             partitions=settings.partitions, rate=rate, progress=stderr_progress)
-    counts = generated.truth.counts
+    if truth is not None:
+        write_truth(generation.truth, Path(truth))
+    counts = generation.truth.counts
     summary = {k: counts[k] for k in ("orders", "events_emitted", "valid_events", "duplicates",
                                       "bad", "out_of_order", "late")}
     typer.echo(f"[generate] done: {json.dumps(summary)}", err=True)

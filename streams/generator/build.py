@@ -1,132 +1,129 @@
-"""``generate(config)``: tell every story, let the stream arrive, write down the truth."""
+"""``generate(config)``: plan the stories, tell them in order of placement and merge their
+events into one stream in arrival order, writing down the truth on the way.
+
+``Generation`` streams: it tells a story only when the stream reaches the story's placement
+time, so the first event goes out at once and `--rate` runs do not wait for the whole plan.
+Both paths yield the same events in the same order for a seed.
+"""
 
 from __future__ import annotations
 
+import heapq
 import random
-from collections import Counter
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from streams.generator import emit, truth
-from streams.generator.config import BAD_RATE, MIN_BAD, GeneratorConfig, allocate, normalise
+from streams.generator.config import (
+    BAD_PER_ORDER,
+    MIN_BAD,
+    GeneratorConfig,
+    allocate,
+    normalise,
+)
 from streams.generator.emit import GeneratedEvent
 from streams.generator.scenarios import SCENARIOS
 from streams.generator.story import OrderStory
-from streams.generator.thresholds import ALLOWED_LATENESS_MS
+from streams.generator.thresholds import MINUTE_MS
+from streams.generator.truth_builder import TruthBuilder
+
+# No story has an event earlier than this before its placement time (an orphan 3PL feed
+# creates its shipment a few minutes before), so the stream up to (next placement - this) is
+# final once the stories placed before are told.
+EARLIEST_EVENT_BEFORE_PLACEMENT_MS = 5 * MINUTE_MS
 
 
-@dataclass
+@dataclass(frozen=True)
 class Generated:
     events: list[GeneratedEvent]  # in emission (simulated arrival) order
     truth: truth.Truth
 
 
-def tell_stories(config: GeneratorConfig, rng: random.Random) -> list[OrderStory]:
+@dataclass(frozen=True)
+class StoryPlan:
+    name: str
+    placed_at: int
+    seed: int
+    bad: tuple[str, ...]  # bad-record kinds riding on this story
+
+
+def plan(config: GeneratorConfig) -> list[StoryPlan]:
+    """Every story with its placement time, own seed and bad records, by placement time."""
     mix = normalise(config.mix)
     unknown = set(mix) - set(SCENARIOS)
     if unknown:
         raise ValueError(f"unknown stories in mix: {sorted(unknown)}")
+    rng = random.Random(config.seed)
     names = [name for name, n in allocate(mix, config.orders).items() for _ in range(n)]
     rng.shuffle(names)
-    stories = []
-    for seq, name in enumerate(names):
-        scenario = SCENARIOS[name]
-        placed_at = config.start + rng.randrange(max(1, config.span_ms))
-        # Each story draws from its own stream, so one story's length cannot shift the next.
-        story_rng = random.Random(rng.getrandbits(64))
-        s = OrderStory(story=name, seq=seq, seed=config.seed, rng=story_rng,
-                       placed_at=placed_at, min_units=scenario.min_units)
-        scenario.tell(s)
-        stories.append(s)
-    return stories
+    span = max(1, config.span_ms)
+    drafts = [(config.start + rng.randrange(span), rng.getrandbits(64), name) for name in names]
+    n_bad = (max(MIN_BAD, round(BAD_PER_ORDER * config.orders))
+             if config.bad_records is None else config.bad_records)
+    kinds = emit.SEMANTIC_BAD + (emit.RAW_BAD if config.raw_garbage else ())
+    carriers = [i for i, (_, _, name) in enumerate(drafts) if name != "orphan"]
+    bad: dict[int, list[str]] = {}
+    for i in range(n_bad if carriers else 0):
+        bad.setdefault(rng.choice(carriers), []).append(kinds[i % len(kinds)])
+    plans = [StoryPlan(name, placed, seed, tuple(bad.get(i, ())))
+             for i, (placed, seed, name) in enumerate(drafts)]
+    plans.sort(key=lambda p: p.placed_at)
+    return plans
+
+
+def tell(config: GeneratorConfig, p: StoryPlan, seq: int) -> tuple[OrderStory,
+                                                                   list[GeneratedEvent]]:
+    """One story and everything it puts on the wire (valid, duplicates, bad)."""
+    scenario = SCENARIOS[p.name]
+    rng = random.Random(p.seed)  # each story its own stream: one story cannot shift another
+    s = OrderStory(story=p.name, seq=seq, seed=config.seed, rng=rng, placed_at=p.placed_at,
+                   min_units=scenario.min_units)
+    scenario.tell(s)
+    lagged = s.order_known and rng.random() < config.order_feed_lag_rate
+    valid = emit.arrivals(s, rng, config.late_rate, lagged)
+    dups = emit.duplicates(valid, rng, config.duplicate_rate)
+    bad = emit.bad_records(list(p.bad), valid, rng) if p.bad else []
+    return s, [*valid, *dups, *bad]
+
+
+class Generation:
+    """Iterate to get the events in arrival order; ``truth`` is complete after the last."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        self.config = config
+        self.plans = plan(config)
+        self._builder = TruthBuilder(config)
+        self._truth: truth.Truth | None = None
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def __iter__(self) -> Iterator[GeneratedEvent]:
+        heap: list[tuple[int, int, int, GeneratedEvent]] = []
+        for seq, p in enumerate(self.plans):
+            final_before = p.placed_at - EARLIEST_EVENT_BEFORE_PLACEMENT_MS
+            while heap and heap[0][0] <= final_before:
+                yield self._out(heapq.heappop(heap)[3])
+            story, events = tell(self.config, p, seq)
+            self._builder.add_story(story)
+            for j, ev in enumerate(events):
+                heapq.heappush(heap, (ev.arrival, seq, j, ev))
+        while heap:
+            yield self._out(heapq.heappop(heap)[3])
+        self._truth = self._builder.finish()
+
+    def _out(self, ev: GeneratedEvent) -> GeneratedEvent:
+        self._builder.observe(ev)
+        return ev
+
+    @property
+    def truth(self) -> truth.Truth:
+        if self._truth is None:
+            raise RuntimeError("the truth is known once every event has been generated")
+        return self._truth
 
 
 def generate(config: GeneratorConfig) -> Generated:
-    rng = random.Random(config.seed)
-    stories = tell_stories(config, rng)
-    valid = emit.arrivals(stories, rng, config.late_rate, config.order_feed_lag_rate)
-    dups = emit.duplicates(valid, rng, config.duplicate_rate)
-    n_bad = (max(MIN_BAD, round(BAD_RATE * len(valid))) if config.bad_records is None
-             else config.bad_records)
-    bad = emit.bad_records(stories, valid, rng, n_bad, config.raw_garbage)
-    ordered = sorted(enumerate([*valid, *dups, *bad]), key=lambda p: (p[1].arrival, p[0]))
-    events = [ev for _, ev in ordered]
-    return Generated(events, build_truth(config, stories, events))
-
-
-def _disorder(events: list[GeneratedEvent]) -> tuple[int, int, int]:
-    """(out-of-order within their key, late against stream time, orders whose first arriving
-    event is not the order itself)."""
-    key_max: dict[str | None, int] = {}
-    out_of_order = late = 0
-    stream_max = 0
-    for ev in events:
-        if ev.is_duplicate or ev.is_bad or ev.event_time is None:
-            continue
-        t = ev.event_time
-        if t < key_max.get(ev.key, t):
-            out_of_order += 1
-        key_max[ev.key] = max(key_max.get(ev.key, t), t)
-        if t < stream_max - ALLOWED_LATENESS_MS:
-            late += 1
-        stream_max = max(stream_max, t)
-    first: dict[str | None, str] = {}
-    for ev in events:
-        if not (ev.is_duplicate or ev.is_bad):
-            first.setdefault(ev.key, ev.topic)
-    return out_of_order, late, sum(1 for topic in first.values() if topic != "orders")
-
-
-def build_truth(config: GeneratorConfig, stories: list[OrderStory],
-                events: list[GeneratedEvent]) -> truth.Truth:
-    valid = [ev for ev in events if not ev.is_duplicate and not ev.is_bad]
-    per_key = Counter(ev.key for ev in valid)
-    as_of = max((ev.value["event_time"] for ev in valid if ev.value), default=config.start)
-    stream_time = as_of - ALLOWED_LATENESS_MS
-    orders: dict[str, dict[str, Any]] = {}
-    orphans: list[dict[str, Any]] = []
-    mismatches: list[dict[str, Any]] = []
-    breaches: list[dict[str, Any]] = []
-    for s in stories:
-        if s.order_known:
-            orders[s.order_id] = truth.order_truth(s, per_key[s.order_id])
-            breaches += truth.order_breaches(s, orders[s.order_id])
-            mismatches += truth.mismatches_of(s, s.order_id)
-            continue
-        keyed = {key for _, key, _ in s.events}
-        key = s.order_id if s.order_id in keyed else None
-        topics = sorted({topic for topic, _, _ in s.events})
-        orphans.append({"order_id": key, "topics": topics, "event_count": len(s.events)})
-        mismatches += truth.mismatches_of(s, key)
-        if key is not None:
-            breaches.append(truth.orphan_breach(s, min(v["event_time"] for _, _, v in s.events)))
-    due_m = [m for m in mismatches if m["due_at"] <= stream_time]
-    due_b = [b for b in breaches if b["deadline"] <= stream_time]
-    not_yet = ([{"kind": "mismatch", **m} for m in mismatches if m["due_at"] > stream_time]
-               + [{"kind": "sla_breach", **b} for b in breaches if b["deadline"] > stream_time])
-    bad = [ev for ev in events if ev.is_bad]
-    out_of_order, late, order_after_others = _disorder(events)
-    counts = {
-        "orders": len(orders),
-        "orphan_keys": len(orphans),
-        "stories": dict(sorted(Counter(s.story for s in stories).items())),
-        "events_emitted": len(events),
-        "valid_events": len({ev.event_id for ev in valid}),
-        "valid_by_topic": dict(sorted(Counter(ev.topic for ev in valid).items())),
-        "duplicates": sum(1 for ev in events if ev.is_duplicate),
-        "bad": len(bad),
-        "out_of_order": out_of_order,
-        "late": late,
-        "orders_first_seen_via_other_topic": order_after_others,
-        "mismatches": dict(sorted(Counter(m["category"] for m in due_m).items())),
-        "sla_breaches": dict(sorted(Counter(b["rule"] for b in due_b).items())),
-    }
-    dead = {
-        "count": len(bad),
-        "by_reason": dict(sorted(Counter(ev.bad_reason for ev in bad).items())),
-        "records": [emit.dead_letter(ev) for ev in bad],
-    }
-    cfg = {**asdict(config), "start_ms": config.start}
-    return truth.Truth(config=cfg, as_of=as_of, stream_time=stream_time, orders=orders,
-                       orphans=orphans, mismatches=due_m, sla_breaches=due_b,
-                       not_yet_due=not_yet, dead_letters=dead, counts=counts)
+    gen = Generation(config)
+    events = list(gen)
+    return Generated(events, gen.truth)

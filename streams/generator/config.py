@@ -43,7 +43,8 @@ DEFAULT_MIX: dict[str, float] = {
 DUPLICATE_RATE = 0.015  # at-least-once redelivery of an event (same event_id, same bytes)
 LATE_RATE = 0.03  # an event held up for minutes to hours (feed outage, batch upload, retries)
 ORDER_FEED_LAG_RATE = 0.04  # orders whose placed event arrives after the warehouse's events
-BAD_RATE = 0.002  # deliberately invalid records per valid event (at least MIN_BAD when enabled)
+# Deliberately invalid records per order (about 0.2% of events), at least MIN_BAD.
+BAD_PER_ORDER = 0.025
 MIN_BAD = 4
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -60,7 +61,7 @@ class GeneratorConfig:
     duplicate_rate: float = DUPLICATE_RATE
     late_rate: float = LATE_RATE
     order_feed_lag_rate: float = ORDER_FEED_LAG_RATE
-    bad_records: int | None = None  # None: BAD_RATE of the valid events (>= MIN_BAD); 0: none
+    bad_records: int | None = None  # None: BAD_PER_ORDER per order (>= MIN_BAD); 0: none
     # Raw garbage / wrong-magic-byte records only make sense on the Kafka wire; JSONL carries
     # them base64-encoded under "raw" when enabled.
     raw_garbage: bool = False

@@ -59,26 +59,25 @@ def ingest_delay(rng: random.Random, topic: str, value: dict[str, Any]) -> int:
     return rng.randint(SECOND_MS, 30 * SECOND_MS)
 
 
-def arrivals(stories: list[OrderStory], rng: random.Random, late_rate: float,
-             order_lag_rate: float) -> list[GeneratedEvent]:
+def arrivals(s: OrderStory, rng: random.Random, late_rate: float,
+             lagged: bool) -> list[GeneratedEvent]:
+    """When each of the story's events reaches Kafka. ``lagged``: the marketplace order import
+    runs behind the WMS, so the order lands after its first shipment event (yet inside
+    ORPHAN_GRACE_MS, so it is no orphan)."""
     out: list[GeneratedEvent] = []
-    for s in stories:
-        lagged = s.order_known and rng.random() < order_lag_rate
-        first_other = min((v["event_time"] for topic, _, v in s.events if topic != "orders"),
-                          default=None)
-        for topic, key, value in s.events:
-            arrival = value["event_time"] + ingest_delay(rng, topic, value)
-            if rng.random() < late_rate:  # feed outage, retries, a paused connector
-                arrival += rng.randint(10 * MINUTE_MS, 6 * HOUR_MS)
-            if lagged and topic == "orders" and value["type"] == "placed":
-                # The marketplace order import lags behind the WMS: the order lands after its
-                # first shipment event, yet inside ORPHAN_GRACE_MS so it is no orphan.
-                lag = rng.randint(10 * MINUTE_MS, 50 * MINUTE_MS)
-                if first_other is not None:
-                    lag = max(lag, first_other - value["event_time"] + rng.randint(
-                        5 * SECOND_MS, 5 * MINUTE_MS))
-                arrival = value["event_time"] + min(lag, ORPHAN_GRACE_MS - 5 * MINUTE_MS)
-            out.append(GeneratedEvent(topic, key, value, arrival=arrival))
+    first_other = min((v["event_time"] for topic, _, v in s.events if topic != "orders"),
+                      default=None)
+    for topic, key, value in s.events:
+        arrival = value["event_time"] + ingest_delay(rng, topic, value)
+        if rng.random() < late_rate:  # feed outage, retries, a paused connector
+            arrival += rng.randint(10 * MINUTE_MS, 6 * HOUR_MS)
+        if lagged and topic == "orders" and value["type"] == "placed":
+            lag = rng.randint(10 * MINUTE_MS, 50 * MINUTE_MS)
+            if first_other is not None:
+                lag = max(lag, first_other - value["event_time"] + rng.randint(
+                    5 * SECOND_MS, 5 * MINUTE_MS))
+            arrival = value["event_time"] + min(lag, ORPHAN_GRACE_MS - 5 * MINUTE_MS)
+        out.append(GeneratedEvent(topic, key, value, arrival=arrival))
     return out
 
 
@@ -97,8 +96,8 @@ def duplicates(events: list[GeneratedEvent], rng: random.Random,
 
 # --- bad records ---
 
-SEMANTIC_BAD = ("negative_quantity", "unknown_currency")
-RAW_BAD = ("not_avro", "bad_magic_byte")
+SEMANTIC_BAD: tuple[str, ...] = ("negative_quantity", "unknown_currency")
+RAW_BAD: tuple[str, ...] = ("not_avro", "bad_magic_byte")
 DEAD_LETTER_STAGE = {"negative_quantity": "validate", "unknown_currency": "validate",
                      "not_avro": "deserialize", "bad_magic_byte": "deserialize"}
 
@@ -112,18 +111,15 @@ def _fits(kind: str, ev: GeneratedEvent) -> bool:
     return True
 
 
-def bad_records(stories: list[OrderStory], valid: list[GeneratedEvent], rng: random.Random,
-                count: int, raw: bool) -> list[GeneratedEvent]:
-    """``count`` invalid records riding on real orders, cycling through the kinds."""
-    kinds = SEMANTIC_BAD + RAW_BAD if raw else SEMANTIC_BAD
-    known = {s.order_id for s in stories if s.order_known}
-    real = [ev for ev in valid if ev.key in known]
-    pools = {kind: [ev for ev in real if _fits(kind, ev)] for kind in kinds}
+def bad_records(kinds: list[str], valid: list[GeneratedEvent],
+                rng: random.Random) -> list[GeneratedEvent]:
+    """Invalid records riding on one real order, one per kind (skipped when the order has no
+    event the kind can corrupt)."""
     out = []
-    for i in range(count):
-        kind = kinds[i % len(kinds)]
-        if pools[kind]:
-            out.append(_corrupt(kind, rng.choice(pools[kind]), rng))
+    for kind in kinds:
+        pool = [ev for ev in valid if _fits(kind, ev)]
+        if pool:
+            out.append(_corrupt(kind, rng.choice(pool), rng))
     return out
 
 

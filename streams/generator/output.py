@@ -42,7 +42,7 @@ class Pacer:
     """Holds a loop to ``rate`` iterations per second (None = as fast as possible) and reports
     progress every ``every_s`` seconds."""
 
-    def __init__(self, total: int, rate: float | None, progress: Progress | None,
+    def __init__(self, total: int | None, rate: float | None, progress: Progress | None,
                  every_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.total, self.rate, self.progress, self.every_s = total, rate, progress, every_s
@@ -68,18 +68,19 @@ class Pacer:
             return
         now = self.clock() if now is None else now
         elapsed = max(now - self.started, 1e-9)
-        pct = 100.0 * self.done / self.total if self.total else 100.0
-        self.progress(f"sent {self.done}/{self.total} events ({pct:.0f}%) "
-                      f"{self.done / elapsed:.0f} ev/s, {elapsed:.0f}s elapsed")
+        of = f"/{self.total} ({100.0 * self.done / self.total:.0f}%)" if self.total else ""
+        self.progress(f"sent {self.done}{of} events, {self.done / elapsed:.0f} ev/s, "
+                      f"{elapsed:.0f}s elapsed")
 
 
 def stderr_progress(line: str) -> None:
     print(f"[generate] {line}", file=sys.stderr, flush=True)
 
 
-def produce_to_kafka(events: list[GeneratedEvent], *, bootstrap: str, registry_url: str,
+def produce_to_kafka(events: Iterable[GeneratedEvent], *, bootstrap: str, registry_url: str,
                      topic_prefix: str = "", partitions: int | None = None,
-                     rate: float | None = None, progress: Progress | None = None) -> int:
+                     rate: float | None = None, progress: Progress | None = None,
+                     total: int | None = None) -> int:
     """Send every event through the project's producer SDK; returns the number delivered.
 
     Valid events and duplicates go through ``EventProducer.send`` (validated, Confluent wire
@@ -94,7 +95,7 @@ def produce_to_kafka(events: list[GeneratedEvent], *, bootstrap: str, registry_u
     if partitions:
         ensure_topics(bootstrap, names, partitions)
     source = RegistrySchemaSource(registry_url)
-    pacer = Pacer(len(events), rate, progress)
+    pacer = Pacer(total, rate, progress)
     with EventProducer(bootstrap, source, names=names) as producer:
         for ev in events:
             topic = getattr(names, ev.topic)

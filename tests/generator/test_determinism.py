@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from streams.generator import Generated, GeneratorConfig, generate
+import pytest
+
+from streams.generator import Generated, Generation, GeneratorConfig, generate
 from streams.generator.output import event_line
 
 from .conftest import SEED
@@ -36,3 +38,13 @@ def test_event_times_follow_start_and_span() -> None:
     assert min(placed) >= start
     assert max(placed) < start + 3_600_000
     assert all(ev.value["event_time"] >= start - 5 * 60_000 for ev in g.events if ev.value)
+
+
+def test_streaming_knows_the_truth_only_at_the_end() -> None:
+    gen = Generation(GeneratorConfig(orders=20, seed=1))
+    it = iter(gen)
+    next(it)
+    with pytest.raises(RuntimeError):
+        _ = gen.truth
+    rest = list(it)
+    assert gen.truth.counts["events_emitted"] == len(rest) + 1

@@ -31,7 +31,7 @@ def test_pacer_holds_the_rate_and_reports() -> None:
         pacer.tick()
     assert clock.slept == pytest.approx(5.0)
     assert len(lines) == 5
-    assert lines[-1].startswith("sent 1000/1000 events (100%) 200 ev/s")
+    assert lines[-1].startswith("sent 1000/1000 (100%) events, 200 ev/s")
 
 
 def test_pacer_flat_out_never_sleeps() -> None:
