@@ -9,6 +9,7 @@ serves unit tests and the benchmark (it counts calls so tests can prove the cach
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -110,7 +111,11 @@ class RegistrySchemaSource:
 
     def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
                  timeout_s: float = 5.0, max_retries: int = 1) -> None:
-        from confluent_kafka.schema_registry import SchemaRegistryClient
+        with warnings.catch_warnings():
+            # authlib (pulled in by the client) warns about its httpx module on import; the
+            # warning is theirs to fix and would otherwise print in every CLI run.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from confluent_kafka.schema_registry import SchemaRegistryClient
 
         conf: dict[str, Any] = {"url": url, "timeout": timeout_s, "max.retries": max_retries,
                                 "retries.wait.ms": 200}

@@ -6,11 +6,14 @@ import copy
 import json
 from typing import Any
 
-from unit.samples import SAMPLES
-
 from streams.schema_source import InMemorySchemaSource
 from streams.serde import WireDecoder, WireEncoder
 from tables.schema_files import load_schema, load_schema_text
+
+try:  # tests/ is a package in some checkouts (tests.unit) and a rootdir in others (unit)
+    from tests.unit.samples import SAMPLES
+except ImportError:
+    from unit.samples import SAMPLES  # type: ignore[no-redef]
 
 __all__ = ["SAMPLES", "codec_pair", "order_v2_text", "sample"]
 

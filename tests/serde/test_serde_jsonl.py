@@ -53,3 +53,12 @@ def test_cli_unknown_topic_and_missing_file(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown topic 'nope'" in result.output
     result = CliRunner().invoke(app, ["produce", "orders", "-f", str(tmp_path / "x.jsonl")])
     assert result.exit_code == 2 and "cannot read" in result.output
+
+
+def test_cli_reads_stdin() -> None:
+    lines = json.dumps(sample("ShipmentEvent")) + "\n" + '{"status": "lost"}\n'
+    result = CliRunner().invoke(app, ["produce", "shipments", "-f", "-", "--dry-run"],
+                                input=lines)
+    assert result.exit_code == 1
+    assert "shipments: 2 lines, 1 valid, 1 rejected" in result.output
+    assert "line 2: " in result.output
