@@ -1,0 +1,72 @@
+"""Reading topics and waiting on consumer lag in tests: bounded polls, never fixed sleeps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+
+def read_topic(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None, bytes | None]]:
+    """Every record of `topic` from the beginning to the current end: (partition, offset,
+    key, value)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-reader",
+                         "enable.auto.commit": False})
+    out: list[tuple[int, int, bytes | None, bytes | None]] = []
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        for p in sorted(meta.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, p, low)])
+            done = False
+            while not done:
+                for msg in consumer.consume(5000, timeout=5):
+                    assert not msg.error(), msg.error()
+                    out.append((p, msg.offset(), msg.key(), msg.value()))
+                    done = msg.offset() >= high - 1
+    finally:
+        consumer.close()
+    return out
+
+
+def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-watermarks"})
+    ends: dict[tuple[str, int], int] = {}
+    try:
+        for topic in topics:
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
+            for p in meta.partitions:
+                ends[(topic, p)] = consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=10)[1]
+    finally:
+        consumer.close()
+    return ends
+
+
+def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+    tps = result[group].result(timeout=15).topic_partitions or []
+    return {(tp.topic, tp.partition): tp.offset for tp in tps if tp.offset >= 0}
+
+
+def wait_for_zero_lag(bootstrap: str, group: str, topics: Iterable[str],
+                      timeout: float = 120.0) -> None:
+    """Until `group` has committed the end offset of every partition of `topics`."""
+    wanted = {tp: end for tp, end in end_offsets(bootstrap, topics).items() if end > 0}
+    deadline = time.monotonic() + timeout
+    lagging: dict[tuple[str, int], int] = {}
+    while time.monotonic() < deadline:
+        committed = committed_offsets(bootstrap, group)
+        lagging = {tp: end - committed.get(tp, 0) for tp, end in wanted.items()
+                   if committed.get(tp, 0) < end}
+        if not lagging:
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"group {group} still lagging after {timeout}s: {lagging}")
