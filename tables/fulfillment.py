@@ -19,6 +19,8 @@ from tables.fulfillment_derive import NON_CANONICAL_FIELDS, canonical_view, deri
 from tables.fulfillment_facts import (
     MATERIAL,
     RECEIVED,
+    RECORDED,
+    UNCHANGED,
     Event,
     State,
     apply,
@@ -30,7 +32,10 @@ from tables.fulfillment_validate import validate
 from tables.records import FulfillmentState
 
 __all__ = [
+    "MATERIAL",
     "NON_CANONICAL_FIELDS",
+    "RECORDED",
+    "UNCHANGED",
     "State",
     "apply",
     "canonical_view",
@@ -91,7 +96,9 @@ def is_closed(state: State, now_ms: int, retention_ms: int) -> bool:
 
     Closed means: fulfillment finished (delivered or cancelled), no return still in progress,
     no open shipment exception, money settled, and no event for ``retention_ms`` (which covers
-    the returns window, since it counts from the last activity, delivery included). An orphan
+    the returns window, since it counts from the last activity, delivery included). Time is
+    event time (``now_ms`` from the agent's clock against event_time), so a backfill of old,
+    finished orders closes them right away. An orphan
     whose order never arrived expires after ``retention_ms`` of silence as well, so state does
     not grow without bound.
     """

@@ -3,8 +3,8 @@
 The state keeps *facts*, not a running status: every field below is a commutative summary of
 the set of distinct events seen (a min, a max by ``(event_time, event_id)``, a sum over
 distinct events), so any arrival order of the same events leaves the same state apart from
-``last`` (the event that arrived last). ``tables.fulfillment_derive`` turns facts into the
-canonical ``FulfillmentState``.
+``last`` (the event that arrived last) and the version bookkeeping ``v``/``vd``.
+``tables.fulfillment_derive`` turns facts into the canonical ``FulfillmentState``.
 
 The state is a JSON-compatible dict so the agent can keep it in a RocksDB table and its
 changelog without a codec. Layout (short keys keep the changelog small)::
