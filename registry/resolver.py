@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from registry.avro_types import Named
 from registry.canonical import ParsedSchema, SchemaParseError, parse_schema
 from registry.errors import InvalidSchema
@@ -9,12 +11,16 @@ from registry.state import AVRO, Reference, RegistryState
 
 SUPPORTED_TYPES = (AVRO,)
 MAX_REFERENCE_DEPTH = 32
+# Clients look the same schema texts up again and again (every producer start): parses of
+# self-contained schemas are remembered, the least recently used forgotten first.
+PARSE_CACHE_SIZE = 1024
 
 
 class SchemaResolver:
     def __init__(self, state: RegistryState) -> None:
         self.state = state
         self._by_id: dict[int, ParsedSchema] = {}
+        self._by_text: OrderedDict[tuple[str, str], ParsedSchema] = OrderedDict()
 
     def parse(self, schema_type: str, text: str, references: tuple[Reference, ...]) -> ParsedSchema:
         """Parse a submitted schema; any problem becomes a 42201 with the reason."""
@@ -22,11 +28,26 @@ class SchemaResolver:
             raise InvalidSchema(
                 f"schemaType '{schema_type}' is not supported; this registry accepts only AVRO"
             )
-        known = self._known_names(references, 0)
+        if references:
+            # Resolved against the current state every time: a referenced version may vanish.
+            known = self._known_names(references, 0)
+            try:
+                return parse_schema(text, known)
+            except SchemaParseError as exc:
+                raise InvalidSchema(str(exc)) from exc
+        key = (schema_type, text)
+        parsed = self._by_text.get(key)
+        if parsed is not None:
+            self._by_text.move_to_end(key)
+            return parsed
         try:
-            return parse_schema(text, known)
+            parsed = parse_schema(text)
         except SchemaParseError as exc:
             raise InvalidSchema(str(exc)) from exc
+        self._by_text[key] = parsed
+        if len(self._by_text) > PARSE_CACHE_SIZE:
+            self._by_text.popitem(last=False)
+        return parsed
 
     def by_id(self, schema_id: int) -> ParsedSchema:
         return self._by_id_at_depth(schema_id, 0)
