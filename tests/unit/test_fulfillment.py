@@ -364,3 +364,21 @@ def test_orphans_expire_after_retention() -> None:
     apply(state, "shipment", shipment("shipped", T0))
     assert not is_closed(state, T0 + DAY, 30 * DAY)
     assert is_closed(state, T0 + 31 * DAY, 30 * DAY)
+
+
+def test_carrier_delivery_scan_before_the_wms_ship_confirmation() -> None:
+    # Carrier feeds are often faster than the warehouse's own ship confirmation.
+    delivered = shipment("delivered", T0 + DAY, lines={}, warehouse=None)
+    shipped = shipment("shipped", T0 + HOUR)
+    _, fs = fold(order(), delivered, shipped)
+    assert fs["fulfillment_status"] == "delivered"
+    assert fs["delivered_at"] == T0 + DAY
+    assert fs["shipped_at"] == T0 + HOUR
+    assert fs["warehouses"] == ["wms-east"]
+
+
+def test_returnless_refund_counts_as_returned() -> None:
+    _, fs = fold(order(), *funnel("delivered", T0), ret("refunded", T0 + DAY, refund_amount=1000))
+    assert fs["returns_status"] == "partially_returned"
+    assert lines_by_id(fs)["l1"]["refunded"] == 1
+    assert fs["refunded_at"] == T0 + DAY
