@@ -45,7 +45,7 @@ def test_pacer_flat_out_never_sleeps() -> None:
 class FakeProducer:
     sent: list[tuple[str, str, Any]] = []
 
-    def __init__(self, bootstrap: str, source: Any, *, names: Any) -> None:
+    def __init__(self, bootstrap: str, source: Any, *, names: Any, validate: bool) -> None:
         self.delivered = 0
         self.errors: list[Exception] = []
 
