@@ -93,10 +93,10 @@ def generate_command(
         raise typer.BadParameter(str(exc)) from exc
     generation = Generation(config)
     if out == "-":
-        write_jsonl(generation, sys.stdout)
+        write_jsonl(generation, sys.stdout, rate=rate, progress=stderr_progress)
     elif out is not None:
         with Path(out).open("w", encoding="utf-8") as fh:
-            write_jsonl(generation, fh)
+            write_jsonl(generation, fh, rate=rate, progress=stderr_progress)
     else:
         from streams.settings import Settings
 

@@ -24,12 +24,18 @@ def event_line(ev: GeneratedEvent) -> dict[str, Any]:
     return line
 
 
-def write_jsonl(events: Iterable[GeneratedEvent], out: IO[str]) -> int:
+def write_jsonl(events: Iterable[GeneratedEvent], out: IO[str], *, rate: float | None = None,
+                progress: Progress | None = None) -> int:
+    """Write one line per event; with ``rate`` paced and flushed per line (``tail -f``)."""
+    pacer = Pacer(None, rate, progress) if rate else None
     n = 0
     for ev in events:
         out.write(json.dumps(event_line(ev), separators=(",", ":")))
         out.write("\n")
         n += 1
+        if pacer is not None:
+            out.flush()
+            pacer.tick()
     return n
 
 

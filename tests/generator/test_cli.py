@@ -75,3 +75,10 @@ def test_help_and_stories() -> None:
 def test_bad_mix_is_a_usage_error() -> None:
     result = _run("-n", "5", "--mix", "happy=lots", "-o", "-")
     assert result.exit_code == 2
+
+
+def test_rate_paces_file_output(tmp_path: Path) -> None:
+    out = tmp_path / "events.jsonl"
+    result = _run("-n", "3", "--bad", "0", "--duplicates", "0", "--rate", "400", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) > 10
