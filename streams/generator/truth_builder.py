@@ -61,7 +61,8 @@ class TruthBuilder:
         t = ev.value["event_time"]
         seen = self._key_max.get(ev.key)
         if seen is None:
-            if ev.topic != "orders":
+            # Stories are told before their events come out, so the order is known here.
+            if ev.topic != "orders" and ev.key in self.orders:
                 self.first_via_other += 1
         elif t < seen:
             self.out_of_order += 1

@@ -51,3 +51,12 @@ def test_noise_can_be_switched_off() -> None:
     assert not any(ev.is_duplicate or ev.is_bad for ev in g.events)
     assert g.truth.dead_letters["count"] == 0
     assert g.truth.counts["valid_events"] == len(g.events)
+
+
+def test_truth_counts_orders_seen_first_via_other_topics(run: Generated) -> None:
+    first: dict[str, str] = {}
+    for ev in run.events:
+        if ev.key in run.truth.orders and not ev.is_bad and not ev.is_duplicate:
+            first.setdefault(ev.key, ev.topic)
+    expected = sum(1 for topic in first.values() if topic != "orders")
+    assert run.truth.counts["orders_first_seen_via_other_topic"] == expected > 0
