@@ -16,8 +16,12 @@ def schema(name: str, n: int = 0) -> str:
     return json.dumps({"type": "record", "name": name, "fields": fields})
 
 
+# One pooled client for the module: a client per call would rebuild its TLS context each time.
+HTTP = httpx.Client(timeout=30)
+
+
 def register(url: str, subject: str, text: str) -> int:
-    response = httpx.post(f"{url}/subjects/{subject}/versions", json={"schema": text}, timeout=30)
+    response = HTTP.post(f"{url}/subjects/{subject}/versions", json={"schema": text})
     assert response.status_code == 200, response.text
     return int(response.json()["id"])
 
@@ -25,17 +29,16 @@ def register(url: str, subject: str, text: str) -> int:
 def snapshot(url: str) -> dict[str, list[tuple[int, int, bool]]]:
     """subject -> [(version, id, deleted)] as one instance sees it."""
     out = {}
-    with httpx.Client(base_url=url, timeout=30) as client:
-        for subject in client.get("/subjects", params={"deleted": "true"}).json():
-            live = set(client.get(f"/subjects/{subject}/versions").json()
-                       if client.get(f"/subjects/{subject}/versions").status_code == 200 else [])
-            versions = client.get(f"/subjects/{subject}/versions",
-                                  params={"deleted": "true"}).json()
-            out[subject] = [
-                (v, client.get(f"/subjects/{subject}/versions/{v}",
-                               params={"deleted": "true"}).json()["id"], v not in live)
-                for v in versions
-            ]
+    for subject in HTTP.get(f"{url}/subjects", params={"deleted": "true"}).json():
+        live_response = HTTP.get(f"{url}/subjects/{subject}/versions")
+        live = set(live_response.json()) if live_response.status_code == 200 else set()
+        versions = HTTP.get(f"{url}/subjects/{subject}/versions",
+                            params={"deleted": "true"}).json()
+        out[subject] = [
+            (v, HTTP.get(f"{url}/subjects/{subject}/versions/{v}",
+                         params={"deleted": "true"}).json()["id"], v not in live)
+            for v in versions
+        ]
     return out
 
 
@@ -46,20 +49,20 @@ def test_restart_keeps_subjects_versions_ids_and_settings(start_registry: StartR
     ids.append(register(url, "returns-value", schema("Return")))
     ids.append(register(url, "shipments-value", schema("Order", 1)))  # shares an id
     assert ids[4] == ids[1]
-    httpx.delete(f"{url}/subjects/returns-value/versions/1")
+    HTTP.delete(f"{url}/subjects/returns-value/versions/1")
     gone = register(url, "tmp-value", schema("Temp"))
-    httpx.delete(f"{url}/subjects/tmp-value")
-    httpx.delete(f"{url}/subjects/tmp-value", params={"permanent": "true"})
-    httpx.put(f"{url}/config/orders-value", json={"compatibility": "FULL"})
-    httpx.put(f"{url}/mode/shipments-value", json={"mode": "READONLY"})
+    HTTP.delete(f"{url}/subjects/tmp-value")
+    HTTP.delete(f"{url}/subjects/tmp-value", params={"permanent": "true"})
+    HTTP.put(f"{url}/config/orders-value", json={"compatibility": "FULL"})
+    HTTP.put(f"{url}/mode/shipments-value", json={"mode": "READONLY"})
     before = snapshot(url)
     first.stop()
 
     second = start_registry(topic=first.topic)
     assert snapshot(second.url) == before
-    assert httpx.get(f"{second.url}/config/orders-value").json() == {"compatibilityLevel": "FULL"}
-    assert httpx.get(f"{second.url}/mode/shipments-value").json() == {"mode": "READONLY"}
-    assert json.loads(httpx.get(f"{second.url}/schemas/ids/{ids[2]}").json()["schema"]) == (
+    assert HTTP.get(f"{second.url}/config/orders-value").json() == {"compatibilityLevel": "FULL"}
+    assert HTTP.get(f"{second.url}/mode/shipments-value").json() == {"mode": "READONLY"}
+    assert json.loads(HTTP.get(f"{second.url}/schemas/ids/{ids[2]}").json()["schema"]) == (
         json.loads(schema("Order", 2)))
     # New ids continue after every id ever handed out, the hard-deleted one included.
     assert register(second.url, "later-value", schema("Later")) == gone + 1
@@ -68,8 +71,8 @@ def test_restart_keeps_subjects_versions_ids_and_settings(start_registry: StartR
 def test_two_instances_share_one_consistent_id_space(start_registry: StartRegistry) -> None:
     a = start_registry()
     b = start_registry(topic=a.topic, group_id=a.group_id)
-    writer = httpx.get(f"{a.url}/_ready").json()["writer"]
-    assert writer == httpx.get(f"{b.url}/_ready").json()["writer"] == a.url
+    writer = HTTP.get(f"{a.url}/_ready").json()["writer"]
+    assert writer == HTTP.get(f"{b.url}/_ready").json()["writer"] == a.url
 
     # Both instances get registrations at once; many schemas are sent to both, under
     # different subjects, so the writer must hand each schema exactly one id.
@@ -99,7 +102,7 @@ def test_two_instances_share_one_consistent_id_space(start_registry: StartRegist
     assert snapshot(a.url) == snapshot(b.url)
     for schema_id, texts in schemas_by_id.items():
         for url in (a.url, b.url):
-            served = httpx.get(f"{url}/schemas/ids/{schema_id}").json()["schema"]
+            served = HTTP.get(f"{url}/schemas/ids/{schema_id}").json()["schema"]
             assert json.loads(served) == json.loads(next(iter(texts)))
 
 
@@ -110,9 +113,9 @@ def test_writer_failover(start_registry: StartRegistry) -> None:
     a.stop()
     # b takes over once a has left the group; writes to b succeed again.
     deadline = time.monotonic() + 30
-    while httpx.get(f"{b.url}/_ready").json()["writer"] != b.url:
+    while HTTP.get(f"{b.url}/_ready").json()["writer"] != b.url:
         assert time.monotonic() < deadline, "b never became the writer"
         time.sleep(0.1)
     after = register(b.url, "after-value", schema("After"))
-    before = httpx.get(f"{b.url}/subjects/before-value/versions/1").json()["id"]
+    before = HTTP.get(f"{b.url}/subjects/before-value/versions/1").json()["id"]
     assert after == before + 1
