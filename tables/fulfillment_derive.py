@@ -11,6 +11,16 @@ Quantity rules, per line:
     already shipped; backordered = reported backorder not yet covered by allocation;
   * returned = units of non-rejected returns received (or refunded without receipt);
     refunded = units of refunded returns.
+
+Status axes (first match wins):
+  * fulfillment: cancelled (every unit cancelled), delivered, partially_delivered, shipped,
+    partially_shipped, packed, picked, allocated (every owed unit at that stage or beyond),
+    backordered, partially_allocated, partially_cancelled, accepted;
+  * returns: none, rejected (every return rejected), returned (returned >= shipped units),
+    partially_returned, requested;
+  * financial, from settlement lines in the order's currency: refunded / partially_refunded
+    once a refund settled (compared with charges), else settled when charges cover
+    expected_charge, else unsettled.
 """
 
 from __future__ import annotations
