@@ -86,7 +86,10 @@ class RegistryServer:
         # The writer re-publishes winners for keys that saw conflicting records (two writers
         # raced during an election) so that compaction can never resurrect the loser.
         while True:
-            await asyncio.sleep(MAINTENANCE_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(MAINTENANCE_INTERVAL):
+                    await self.store.conflict_seen.wait()
+            self.store.conflict_seen.clear()
             if self.election.is_writer and self.state.conflicts:
                 try:
                     repaired = await self.service.repair_conflicts()

@@ -54,6 +54,8 @@ class KafkaStore:
         self._task: asyncio.Task[None] | None = None
         self._position = 0  # next offset to apply
         self._advanced = asyncio.Condition()
+        # Set when a replayed record conflicted with earlier ones: the writer should repair.
+        self.conflict_seen = asyncio.Event()
         self.ready = False
 
     @property
@@ -159,6 +161,7 @@ class KafkaStore:
         if self.state.apply(record_key, record_value) is Outcome.CONFLICT:
             log.warning("record at offset %s of %s conflicts with earlier records", offset,
                         self.topic)
+            self.conflict_seen.set()
 
     async def end_offset(self) -> int:
         assert self._offsets is not None

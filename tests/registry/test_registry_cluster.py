@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from registry_helpers import RegistryProcess, StartRegistry
+
+from registry import records
 
 
 def schema(name: str, n: int = 0) -> str:
@@ -56,7 +60,7 @@ def test_restart_keeps_subjects_versions_ids_and_settings(start_registry: StartR
     HTTP.put(f"{url}/config/orders-value", json={"compatibility": "FULL"})
     HTTP.put(f"{url}/mode/shipments-value", json={"mode": "READONLY"})
     before = snapshot(url)
-    first.stop()
+    assert first.stop() == 0  # SIGTERM: a clean shutdown
 
     second = start_registry(topic=first.topic)
     assert snapshot(second.url) == before
@@ -119,3 +123,57 @@ def test_writer_failover(start_registry: StartRegistry) -> None:
     after = register(b.url, "after-value", schema("After"))
     before = HTTP.get(f"{b.url}/subjects/before-value/versions/1").json()["id"]
     assert after == before + 1
+
+
+def test_writer_repairs_a_conflicting_record_from_a_stale_writer(
+    kafka_bootstrap: str, start_registry: StartRegistry
+) -> None:
+    """A record written by a stale writer (same subject version, other id) is refused by every
+    instance, and the writer re-publishes the winner so compaction cannot keep the loser."""
+    a = start_registry()
+    winner = register(a.url, "contested-value", schema("Winner"))
+    key = records.schema_key("contested-value", 1)
+    stale = {"subject": "contested-value", "version": 1, "id": winner + 100,
+             "schema": schema("Loser"), "deleted": False}
+
+    async def inject_and_read_back() -> list[dict[str, object] | None]:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(a.topic, key=key.encode(),
+                                         value=json.dumps(stale).encode(), partition=0)
+        finally:
+            await producer.stop()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            values = await values_for(kafka_bootstrap, a.topic, key.encode())
+            if len(values) >= 3:
+                return values
+            await asyncio.sleep(0.2)
+        return await values_for(kafka_bootstrap, a.topic, key.encode())
+
+    values = asyncio.run(inject_and_read_back())
+    assert [v["id"] if v else None for v in values] == [winner, winner + 100, winner]
+    assert HTTP.get(f"{a.url}/subjects/contested-value/versions/1").json()["id"] == winner
+    assert HTTP.get(f"{a.url}/schemas/ids/{winner + 100}").status_code == 404
+    # A fresh instance replaying the log reaches the same verdict.
+    b = start_registry(topic=a.topic, group_id=a.group_id)
+    assert snapshot(b.url) == snapshot(a.url)
+
+
+async def values_for(bootstrap: str, topic: str, key: bytes) -> list[dict[str, object] | None]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        found: list[dict[str, object] | None] = []
+        while await consumer.position(tp) < end:
+            for msg in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                if msg.key == key:
+                    found.append(json.loads(msg.value) if msg.value is not None else None)
+        return found
+    finally:
+        await consumer.stop()
