@@ -148,8 +148,10 @@ def test_amount_tolerance() -> None:
 
 
 def _amazon(amount: int, t: int) -> list[SettlementLine]:
-    return [stl("charge", amount, t, provider="amazon"), stl("fee", -(amount * 15 // 100), t,
-                                                             provider="amazon")]
+    return [
+        stl("charge", amount, t, provider="amazon"),
+        stl("fee", -(amount * 15 // 100), t, provider="amazon"),
+    ]
 
 
 def test_per_shipment_capture_waits_for_every_shipment_charge() -> None:
@@ -226,8 +228,9 @@ def test_expected_charge_cancels_tax_and_shipping_share() -> None:
 
 def test_expected_charge_with_vat_included_does_not_cancel_tax_twice() -> None:
     lines = (("l1", 1_200, 1, 1), ("l2", 1_200, 1, 0))
-    order = order_money(total=2_400, lines=lines, tax=400, shipping=0, discounts=0,
-                        taxes_included=True)
+    order = order_money(
+        total=2_400, lines=lines, tax=400, shipping=0, discounts=0, taxes_included=True
+    )
     assert expected_charge(order) == 1_200
 
 
@@ -267,8 +270,11 @@ def test_cancelled_values_of_disjoint_lines_add_up_to_the_total(
             (i, price, qty, qty if i in cancelled else 0)
             for i, (price, qty) in zip(ids, lines, strict=True)
         )
-        return expected_charge(order_money(total=total, lines=money_lines, tax=tax,
-                                           shipping=shipping, discounts=discounts))
+        return expected_charge(
+            order_money(
+                total=total, lines=money_lines, tax=tax, shipping=shipping, discounts=discounts
+            )
+        )
 
     assert expected(set()) == total
     part = set(data.draw(st.lists(st.sampled_from(ids), unique=True)))
@@ -463,8 +469,15 @@ def test_every_category_is_reachable() -> None:
     from tables.reconciliation import CATEGORIES
 
     assert set(CATEGORIES) == {
-        "unsettled", "orphan_settlement", "amount_mismatch", "duplicate_settlement",
-        "refund_without_return", "refund_mismatch", "missing_refund", "currency_mismatch",
-        "fee_anomaly", "chargeback",
+        "unsettled",
+        "orphan_settlement",
+        "amount_mismatch",
+        "duplicate_settlement",
+        "refund_without_return",
+        "refund_mismatch",
+        "missing_refund",
+        "currency_mismatch",
+        "fee_anomaly",
+        "chargeback",
     }
     assert ReconciliationConfig().lag_for(None) == 5 * DAY
