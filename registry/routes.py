@@ -55,18 +55,18 @@ async def schema_types(request: web.Request) -> web.Response:
     return json_response(list(SUPPORTED_TYPES))
 
 
-@routes.get(r"/schemas/ids/{id:\d+}")
+@routes.get(r"/schemas/ids/{id:\d{1,18}}")
 async def schema_by_id(request: web.Request) -> web.Response:
     return raw_response(_ctx(request).service.schema_response(int(request.match_info["id"])))
 
 
-@routes.get(r"/schemas/ids/{id:\d+}/schema")
+@routes.get(r"/schemas/ids/{id:\d{1,18}}/schema")
 async def schema_text_by_id(request: web.Request) -> web.Response:
     text = _ctx(request).service.schema_text(int(request.match_info["id"]))
     return raw_response(text.encode())
 
 
-@routes.get(r"/schemas/ids/{id:\d+}/versions")
+@routes.get(r"/schemas/ids/{id:\d{1,18}}/versions")
 async def schema_versions_by_id(request: web.Request) -> web.Response:
     service = _ctx(request).service
     found = service.schema_versions(int(request.match_info["id"]), flag(request, "deleted"))

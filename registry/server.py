@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
-from registry.auth import Authenticator
+from registry.auth import Authenticator, AuthFileError
 from registry.context import CONTEXT, RegistryContext
 from registry.election import WriterElection
+from registry.errors import RegistryError
 from registry.forwarding import Forwarder
 from registry.metrics import RegistryMetrics
 from registry.middleware import registry_middleware
@@ -136,5 +139,11 @@ def configure_logging(level: str) -> None:
 
 
 def run(settings: RegistrySettings) -> None:
+    """Serve until stopped; a start-up failure (Kafka unreachable, bad users file) is logged
+    with its reason and ends the process with status 1 instead of a traceback."""
     configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except (KafkaError, RegistryError, AuthFileError, OSError) as exc:
+        log.error("the registry could not run: %s", getattr(exc, "message", None) or exc)
+        sys.exit(1)

@@ -9,6 +9,7 @@ back.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from registry import records
@@ -35,6 +36,8 @@ from registry.requests import LATEST, SchemaSubmission
 from registry.resolver import SchemaResolver
 from registry.state import AVRO, Identity, RegistryState, VersionEntry, schema_record_value
 from registry.store import KafkaStore
+
+log = logging.getLogger(__name__)
 
 READWRITE, READONLY, IMPORT = "READWRITE", "READONLY", "IMPORT"
 MODES = (READWRITE, READONLY, IMPORT)
@@ -189,6 +192,7 @@ class RegistryService:
             written = self.state.subjects.get(subject, {}).get(version)
             if written is None or written.schema_id != schema_id:
                 raise StoreError("the write lost a race with another writer; retry the request")
+            log.info("registered %s version %s as schema id %s", subject, version, schema_id)
             return schema_id
 
     def _choose_id(self, identity: Identity, requested: int | None) -> int:
@@ -240,6 +244,7 @@ class RegistryService:
                     writes.append((records.mode_key(subject), None))
                 result = [v.version for v in every]
             await self.store.write(writes)
+            log.info("deleted %s versions %s%s", subject, result, " permanently" * permanent)
             return result
 
     async def delete_version(self, subject: str, version: int, permanent: bool) -> int:

@@ -155,10 +155,15 @@ class KafkaStore:
     def _apply(self, key: bytes | None, value: bytes | None, offset: int) -> None:
         try:
             record_key, record_value = decode(key, value)
+            outcome = self.state.apply(record_key, record_value)
         except MalformedRecord as exc:
             log.warning("skipping record at offset %s of %s: %s", offset, self.topic, exc)
             return
-        if self.state.apply(record_key, record_value) is Outcome.CONFLICT:
+        except Exception:
+            # One bad record must not stop this instance from following the log.
+            log.exception("skipping record at offset %s of %s", offset, self.topic)
+            return
+        if outcome is Outcome.CONFLICT:
             log.warning("record at offset %s of %s conflicts with earlier records", offset,
                         self.topic)
             self.conflict_seen.set()
