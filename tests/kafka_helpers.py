@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -56,9 +57,19 @@ def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
     return {(tp.topic, tp.partition): tp.offset for tp in tps if tp.offset >= 0}
 
 
+class Process(Protocol):
+    name: str
+
+    @property
+    def running(self) -> bool: ...
+
+    def _log_hint(self) -> str: ...
+
+
 def wait_for_zero_lag(bootstrap: str, group: str, topics: Iterable[str],
-                      timeout: float = 120.0) -> None:
-    """Until `group` has committed the end offset of every partition of `topics`."""
+                      timeout: float = 120.0, workers: Sequence[Process] = ()) -> None:
+    """Until `group` has committed the end offset of every partition of `topics`; fails
+    at once if one of `workers` dies meanwhile."""
     wanted = {tp: end for tp, end in end_offsets(bootstrap, topics).items() if end > 0}
     deadline = time.monotonic() + timeout
     lagging: dict[tuple[str, int], int] = {}
@@ -68,5 +79,8 @@ def wait_for_zero_lag(bootstrap: str, group: str, topics: Iterable[str],
                    if committed.get(tp, 0) < end}
         if not lagging:
             return
+        for worker in workers:
+            if not worker.running:
+                raise RuntimeError(f"{worker.name} died while waiting{worker._log_hint()}")
         time.sleep(0.25)
     raise TimeoutError(f"group {group} still lagging after {timeout}s: {lagging}")

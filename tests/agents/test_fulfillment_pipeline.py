@@ -66,8 +66,9 @@ def test_generated_traffic_matches_truth_and_the_pure_fold(
     produce_to_kafka(generated.events, bootstrap=settings.bootstrap_servers,
                      registry_url=settings.registry_url, topic_prefix=settings.topic_prefix,
                      partitions=settings.partitions)
-    start_worker()
-    wait_for_zero_lag(settings.bootstrap_servers, settings.app_id, names.inputs)
+    worker = start_worker()
+    wait_for_zero_lag(settings.bootstrap_servers, settings.app_id, names.inputs,
+                      workers=[worker])
 
     emitted = emitted_states(settings, names)
     oracle = pure_fold(generated.events)
@@ -95,5 +96,6 @@ def test_generated_traffic_matches_truth_and_the_pure_fold(
     replayed = [ev for ev in generated.events if not ev.is_bad]
     produce_to_kafka(replayed, bootstrap=settings.bootstrap_servers,
                      registry_url=settings.registry_url, topic_prefix=settings.topic_prefix)
-    wait_for_zero_lag(settings.bootstrap_servers, settings.app_id, names.inputs)
+    wait_for_zero_lag(settings.bootstrap_servers, settings.app_id, names.inputs,
+                      workers=[worker])
     assert end_offsets(settings.bootstrap_servers, [names.fulfillment_states]) == before
