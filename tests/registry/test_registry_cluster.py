@@ -1,4 +1,9 @@
-"""Durability and the multi-instance id space: restarts, two writers' worth of clients, failover."""
+"""Several instances on one topic, failover and restarts.
+
+The module shares one pair of instances (starting processes is the expensive part); the tests
+run in file order as one scenario: concurrent registrations through both, a stale writer's
+record, failover of the writer, and finally a restart from the log alone.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from registry_helpers import RegistryProcess, StartRegistry
 
@@ -46,38 +52,22 @@ def snapshot(url: str) -> dict[str, list[tuple[int, int, bool]]]:
     return out
 
 
-def test_restart_keeps_subjects_versions_ids_and_settings(start_registry: StartRegistry) -> None:
-    first = start_registry()
-    url = first.url
-    ids = [register(url, "orders-value", schema("Order", n)) for n in range(3)]
-    ids.append(register(url, "returns-value", schema("Return")))
-    ids.append(register(url, "shipments-value", schema("Order", 1)))  # shares an id
-    assert ids[4] == ids[1]
-    HTTP.delete(f"{url}/subjects/returns-value/versions/1")
-    gone = register(url, "tmp-value", schema("Temp"))
-    HTTP.delete(f"{url}/subjects/tmp-value")
-    HTTP.delete(f"{url}/subjects/tmp-value", params={"permanent": "true"})
-    HTTP.put(f"{url}/config/orders-value", json={"compatibility": "FULL"})
-    HTTP.put(f"{url}/mode/shipments-value", json={"mode": "READONLY"})
-    before = snapshot(url)
-    assert first.stop() == 0  # SIGTERM: a clean shutdown
-
-    second = start_registry(topic=first.topic)
-    assert snapshot(second.url) == before
-    assert HTTP.get(f"{second.url}/config/orders-value").json() == {"compatibilityLevel": "FULL"}
-    assert HTTP.get(f"{second.url}/mode/shipments-value").json() == {"mode": "READONLY"}
-    assert json.loads(HTTP.get(f"{second.url}/schemas/ids/{ids[2]}").json()["schema"]) == (
-        json.loads(schema("Order", 2)))
-    # New ids continue after every id ever handed out, the hard-deleted one included.
-    assert register(second.url, "later-value", schema("Later")) == gone + 1
-
-
-def test_two_instances_share_one_consistent_id_space(start_registry: StartRegistry) -> None:
+@pytest.fixture(scope="module")
+def pair(start_registry: StartRegistry) -> list[RegistryProcess]:
     a = start_registry()
     b = start_registry(topic=a.topic, group_id=a.group_id)
-    writer = HTTP.get(f"{a.url}/_ready").json()["writer"]
-    assert writer == HTTP.get(f"{b.url}/_ready").json()["writer"] == a.url
+    return [a, b]
 
+
+def writer_of(pair: list[RegistryProcess]) -> RegistryProcess:
+    url = HTTP.get(f"{pair[-1].url}/_ready").json()["writer"]
+    return next(p for p in pair if p.url == url)
+
+
+def test_two_instances_share_one_consistent_id_space(pair: list[RegistryProcess]) -> None:
+    a, b = pair
+    assert HTTP.get(f"{a.url}/_ready").json()["writer"] == HTTP.get(f"{b.url}/_ready").json()[
+        "writer"] == a.url
     # Both instances get registrations at once; many schemas are sent to both, under
     # different subjects, so the writer must hand each schema exactly one id.
     names = [f"S{uuid.uuid4().hex[:6]}" for _ in range(12)]
@@ -99,39 +89,29 @@ def test_two_instances_share_one_consistent_id_space(start_registry: StartRegist
         schemas_by_id.setdefault(schema_id, set()).add(text)
     assert all(len(v) == 1 for v in ids_by_schema.values()), ids_by_schema
     assert all(len(v) == 1 for v in schemas_by_id.values()), schemas_by_id
+    assert HTTP.get(f"{b.url}/subjects/shared-value/versions").json() == [1, 2, 3, 4, 5, 6]
     # Both instances serve the same state (b follows the log a writes).
-    deadline = time.monotonic() + 10
-    while snapshot(a.url) != snapshot(b.url) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert snapshot(a.url) == snapshot(b.url)
+    wait_for_same_state(a, b)
     for schema_id, texts in schemas_by_id.items():
         for url in (a.url, b.url):
             served = HTTP.get(f"{url}/schemas/ids/{schema_id}").json()["schema"]
             assert json.loads(served) == json.loads(next(iter(texts)))
 
 
-def test_writer_failover(start_registry: StartRegistry) -> None:
-    a: RegistryProcess = start_registry()
-    b = start_registry(topic=a.topic, group_id=a.group_id)
-    register(b.url, "before-value", schema("Before"))  # forwarded to a
-    a.stop()
-    # b takes over once a has left the group; writes to b succeed again.
-    deadline = time.monotonic() + 30
-    while HTTP.get(f"{b.url}/_ready").json()["writer"] != b.url:
-        assert time.monotonic() < deadline, "b never became the writer"
-        time.sleep(0.1)
-    after = register(b.url, "after-value", schema("After"))
-    before = HTTP.get(f"{b.url}/subjects/before-value/versions/1").json()["id"]
-    assert after == before + 1
+def wait_for_same_state(*instances: RegistryProcess) -> None:
+    deadline = time.monotonic() + 10
+    while len({json.dumps(snapshot(p.url)) for p in instances}) > 1:
+        assert time.monotonic() < deadline, "instances disagree"
+        time.sleep(0.2)
 
 
 def test_writer_repairs_a_conflicting_record_from_a_stale_writer(
-    kafka_bootstrap: str, start_registry: StartRegistry
+    kafka_bootstrap: str, pair: list[RegistryProcess]
 ) -> None:
     """A record written by a stale writer (same subject version, other id) is refused by every
     instance, and the writer re-publishes the winner so compaction cannot keep the loser."""
-    a = start_registry()
-    winner = register(a.url, "contested-value", schema("Winner"))
+    a, b = pair
+    winner = register(b.url, "contested-value", schema("Winner"))
     key = records.schema_key("contested-value", 1)
     stale = {"subject": "contested-value", "version": 1, "id": winner + 100,
              "schema": schema("Loser"), "deleted": False}
@@ -154,11 +134,52 @@ def test_writer_repairs_a_conflicting_record_from_a_stale_writer(
 
     values = asyncio.run(inject_and_read_back())
     assert [v["id"] if v else None for v in values] == [winner, winner + 100, winner]
-    assert HTTP.get(f"{a.url}/subjects/contested-value/versions/1").json()["id"] == winner
-    assert HTTP.get(f"{a.url}/schemas/ids/{winner + 100}").status_code == 404
-    # A fresh instance replaying the log reaches the same verdict.
-    b = start_registry(topic=a.topic, group_id=a.group_id)
-    assert snapshot(b.url) == snapshot(a.url)
+    for p in pair:
+        assert HTTP.get(f"{p.url}/subjects/contested-value/versions/1").json()["id"] == winner
+        assert HTTP.get(f"{p.url}/schemas/ids/{winner + 100}").status_code == 404
+    wait_for_same_state(a, b)
+
+
+def test_writer_failover(pair: list[RegistryProcess]) -> None:
+    old = writer_of(pair)
+    survivor = next(p for p in pair if p is not old)
+    before = register(survivor.url, "before-value", schema("Before"))  # forwarded to the writer
+    assert old.stop() == 0  # SIGTERM: a clean shutdown, leaving the group at once
+    pair.remove(old)
+    deadline = time.monotonic() + 30
+    while HTTP.get(f"{survivor.url}/_ready").json()["writer"] != survivor.url:
+        assert time.monotonic() < deadline, "the survivor never became the writer"
+        time.sleep(0.1)
+    assert register(survivor.url, "after-value", schema("After")) == before + 1
+
+
+def test_restart_keeps_subjects_versions_ids_and_settings(
+    pair: list[RegistryProcess], start_registry: StartRegistry
+) -> None:
+    [current] = pair
+    url = current.url
+    ids = [register(url, "orders-value", schema("Order", n)) for n in range(3)]
+    ids.append(register(url, "shipments-value", schema("Order", 1)))  # shares an id
+    assert ids[3] == ids[1]
+    HTTP.delete(f"{url}/subjects/orders-value/versions/3")
+    gone = register(url, "tmp-value", schema("Temp"))
+    HTTP.delete(f"{url}/subjects/tmp-value")
+    HTTP.delete(f"{url}/subjects/tmp-value", params={"permanent": "true"})
+    HTTP.put(f"{url}/config/orders-value", json={"compatibility": "FULL"})
+    HTTP.put(f"{url}/mode/shipments-value", json={"mode": "READONLY"})
+    before = snapshot(url)
+    assert current.stop() == 0
+
+    restarted = start_registry(topic=current.topic, group_id=current.group_id)
+    pair[:] = [restarted]
+    assert snapshot(restarted.url) == before
+    assert HTTP.get(f"{restarted.url}/config/orders-value").json() == {
+        "compatibilityLevel": "FULL"}
+    assert HTTP.get(f"{restarted.url}/mode/shipments-value").json() == {"mode": "READONLY"}
+    served = HTTP.get(f"{restarted.url}/schemas/ids/{ids[2]}").json()["schema"]
+    assert json.loads(served) == json.loads(schema("Order", 2))
+    # New ids continue after every id ever handed out, the hard-deleted one included.
+    assert register(restarted.url, "later-value", schema("Later")) == gone + 1
 
 
 async def values_for(bootstrap: str, topic: str, key: bytes) -> list[dict[str, object] | None]:
