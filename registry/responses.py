@@ -50,6 +50,8 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequestBody(f"malformed JSON body: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidRequestBody("malformed JSON body: nested too deeply") from exc
 
 
 def flag(request: web.Request, name: str) -> bool:

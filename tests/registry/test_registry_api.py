@@ -302,6 +302,7 @@ def test_import_mode_on_existing_subject_needs_force(http: httpx.Client, subject
         (b'{"schema": "\\"int\\"", "references": "x"}', CT, 422, 42201),
         (b'{"schema": "\\"int\\""}', "text/plain", 415, 415),
         (b"\xff\xfe", CT, 400, 400),
+        (b"[" * 200_000, CT, 400, 400),
     ],
 )
 def test_malformed_bodies_get_json_4xx(
