@@ -11,6 +11,7 @@ fold every event of a batch, write each touched order once, hand outputs to libr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,8 @@ from faust.types import EventT, TableT
 
 from streams.app import Pipeline
 from streams.batching import KeyedBatch
+from streams.schema_source import RegistryUnavailable
+from streams.serde import DecodeError
 from streams.topics import ORDER_STATE_TABLE
 from tables import fulfillment
 
@@ -43,13 +46,16 @@ class FulfillmentProcessor:
         self.states_topic = self.names.fulfillment_states
         self.encode_state = services["encoders"][self.states_topic].encode
 
-    def process(self, events: Sequence[EventT]) -> None:
+    async def process(self, events: Sequence[EventT]) -> None:
         batch: KeyedBatch[dict[str, Any]] = KeyedBatch(self.table)
         counters = self.counters
         for event in events:
             msg = event.message
             counters[msg.topic] = counters.get(msg.topic, 0) + 1
-            record = self._decode(event)
+            try:
+                record = self._decode(event)
+            except RegistryUnavailable:
+                record = await self._decode_when_registry_returns(event)
             if record is None:
                 continue
             kind = self.kinds[msg.topic]
@@ -70,11 +76,25 @@ class FulfillmentProcessor:
         batch.flush()
         self.sink.poll()
 
+    async def _decode_when_registry_returns(self, event: EventT) -> dict[str, Any] | None:
+        """A new writer schema id while the registry is down: the record is fine, we just
+        cannot read it yet. Hold the partition (retry with backoff) rather than dead-letter."""
+        delay = 0.5
+        while True:
+            log.warning("schema registry unreachable; retrying in %.1fs", delay,
+                        extra={"topic": event.message.topic, "offset": event.message.offset})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            try:
+                return self._decode(event)
+            except RegistryUnavailable:
+                continue
+
     def _decode(self, event: EventT) -> dict[str, Any] | None:
         msg = event.message
         try:
             record: dict[str, Any] = self.decoders[msg.topic].decode(msg.value)
-        except Exception as exc:
+        except DecodeError as exc:
             self._dead_letter(event, exc, STAGE_DECODE)
             return None
         reason = fulfillment.validate(self.kinds[msg.topic], record)
@@ -101,4 +121,4 @@ def register(pipeline: Pipeline) -> None:
     async def fulfillment_agent(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_max_events,
                                                settings.batch_timeout_s):
-            processor.process(events)
+            await processor.process(events)

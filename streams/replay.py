@@ -30,7 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.dlq import DeadLetterSink
 from streams.schema_source import RegistrySchemaSource, SchemaSource
-from streams.serde import WireDecoder, WireEncoder
+from streams.serde import DecodeError, WireDecoder, WireEncoder
 from streams.settings import Settings
 from streams.topics import ORDER_STATE_TABLE, TopicNames, changelog_topic
 from tables import fulfillment
@@ -212,7 +212,7 @@ class Replayer:
                     reason = fulfillment.validate(kinds[topic], record)
                     if reason is not None:
                         raise ValueError(reason)
-                except Exception as exc:
+                except (DecodeError, ValueError) as exc:  # RegistryUnavailable aborts the run
                     if not plan.dry_run:
                         dead.send(topic, partition, offset, msg.key(), value,
                                   msg.headers() or [], exc, stage)
