@@ -104,6 +104,10 @@ def producer_config(bootstrap: str, extra: dict[str, Any] | None = None) -> dict
         "acks": "all",
         "linger.ms": 5,
         "client.id": "fstreams-producer",
+        # Partition by murmur2 of the key, as Java clients, Kafka Streams and Faust do, so an
+        # order lands in the same partition whoever produced it (co-partitioned joins and
+        # Faust's key-to-worker routing depend on it; librdkafka's default is CRC32).
+        "partitioner": "murmur2_random",
     }
     conf.update(extra or {})
     return conf

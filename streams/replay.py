@@ -106,6 +106,7 @@ class Replayer:
             "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
             "linger.ms": 20, "batch.num.messages": 20_000, "compression.type": "lz4",
             "queue.buffering.max.messages": 1_000_000,
+            "partitioner": "murmur2_random",  # as every producer of the product (see producer)
         })
 
     # -- offsets -------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ class OutputSink:
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 500_000,
             "compression.type": "lz4",
+            "partitioner": "murmur2_random",  # same partition as the input's key (see producer)
             "logger": logging.getLogger("fstreams.sink.librdkafka"),
         }
         conf.update(extra or {})
