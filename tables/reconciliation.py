@@ -2,10 +2,10 @@
 
 Pure and per order, driven by stream time only::
 
-    inputs = inputs_from_fold(state, fs)          # or build OrderMoney/SettlementLine yourself
-    current = evaluate(inputs.order, inputs.settlements, inputs.refunds, now_ms)
-    records, stored = advance(stored, current, now_ms)   # emit records, keep stored
-    schedule_reevaluation(wheel, inputs.order_id, deadlines_for(*inputs[1:], now_ms))
+    inputs = inputs_from_fold(state, fs)   # or build OrderMoney / SettlementLine yourself
+    result = review(inputs.order, inputs.settlements, inputs.refunds, now_ms)
+    records, stored = advance(stored, result.open, now_ms)    # emit records, keep stored
+    schedule_reevaluation(wheel, inputs.order_id, result.deadlines)
 
 ``evaluate`` returns the mismatches open *now*; ``transitions`` turns two such sets into the
 records to emit (new or changed ``open`` ones and ``resolved`` ones), so evaluating the same
@@ -16,7 +16,7 @@ inputs twice (a replayed settlement report) emits nothing. Categories and their 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from tables.clock import Deadlines
 from tables.reconciliation_config import DEFAULT_CONFIG, FeeBand, ReconciliationConfig
@@ -48,6 +48,7 @@ __all__ = [
     "ReconciliationConfig",
     "ReconciliationInput",
     "ReturnRefund",
+    "Review",
     "SettlementLine",
     "advance",
     "carry_over",
@@ -59,6 +60,7 @@ __all__ = [
     "is_reconciled",
     "order_money",
     "position",
+    "review",
     "schedule_reevaluation",
     "settled_totals",
     "settlement_line",
@@ -70,6 +72,34 @@ OpenMismatches = Mapping[str, Mismatch]
 
 # Fields that describe *when/why* a mismatch was seen rather than the difference itself.
 _BOOKKEEPING = ("status", "detected_at", "resolved_at", "correlation_id")
+
+
+class Review(NamedTuple):
+    """One evaluation of an order: what is open, when to look again, whether money matches."""
+
+    open: dict[str, Mismatch]
+    deadlines: list[int]
+    reconciled: bool
+
+
+def review(
+    order: OrderMoney | None,
+    settlements: Iterable[SettlementLine],
+    refunds: Iterable[ReturnRefund] = (),
+    now_ms: int = 0,
+    config: ReconciliationConfig = DEFAULT_CONFIG,
+) -> Review:
+    """``evaluate``, ``deadlines_for`` and ``is_reconciled`` in one pass (the agent's call)."""
+    lines = dedupe_lines(settlements)
+    if order is None:
+        return Review(
+            orphan_mismatches(lines, now_ms, config),
+            _orphan_deadlines(lines, now_ms, config),
+            False,
+        )
+    pos = position(order, lines, tuple(refunds), config)
+    found = order_mismatches(pos, now_ms, config)
+    return Review(found, _deadlines(pos, now_ms, config), not found and _matches(pos, config))
 
 
 def evaluate(
@@ -157,22 +187,30 @@ def deadlines_for(
     refund, orphan and refund-without-return grace); sorted, without duplicates.
     """
     lines = dedupe_lines(settlements)
-    times: set[int] = set()
     if order is None:
-        times.update(ln.event_time + config.orphan_grace_ms for ln in lines)
-    else:
-        pos = position(order, lines, tuple(refunds), config)
-        lag = config.lag_for(pos.provider)
-        if order.first_shipped_at is not None:
-            times.add(order.first_shipped_at + lag)
-        if order.shipped_at is not None:
-            times.add(order.shipped_at + lag)
-        times.update(
-            rf.refunded_at + config.refund_lag_ms
-            for rf in pos.refunds
-            if rf.refunded_at is not None
-        )
-        times.update(ln.event_time + config.orphan_grace_ms for ln in pos.refund_lines)
+        return _orphan_deadlines(lines, now_ms, config)
+    return _deadlines(position(order, lines, tuple(refunds), config), now_ms, config)
+
+
+def _orphan_deadlines(
+    lines: tuple[SettlementLine, ...], now_ms: int, config: ReconciliationConfig
+) -> list[int]:
+    return sorted({t for ln in lines if (t := ln.event_time + config.orphan_grace_ms) > now_ms})
+
+
+def _deadlines(pos: MoneyPosition, now_ms: int, config: ReconciliationConfig) -> list[int]:
+    order = pos.order
+    lag = config.lag_for(pos.provider)
+    times: set[int] = set()
+    if order.first_shipped_at is not None:
+        times.add(order.first_shipped_at + lag)
+    if order.shipped_at is not None:
+        times.add(order.shipped_at + lag)
+    for rf in pos.refunds:
+        if rf.refunded_at is not None:
+            times.add(rf.refunded_at + config.refund_lag_ms)
+    for ln in pos.refund_lines:
+        times.add(ln.event_time + config.orphan_grace_ms)
     return sorted(t for t in times if t > now_ms)
 
 
@@ -209,11 +247,11 @@ def is_reconciled(
     foreign currency, and no mismatch is open. A chargeback is never reconciled."""
     if order is None:
         return False
-    lines = dedupe_lines(settlements)
-    refunds = tuple(refunds)
-    pos = position(order, lines, refunds, config)
-    if order_mismatches(pos, now_ms, config):
-        return False
+    pos = position(order, dedupe_lines(settlements), tuple(refunds), config)
+    return not order_mismatches(pos, now_ms, config) and _matches(pos, config)
+
+
+def _matches(pos: MoneyPosition, config: ReconciliationConfig) -> bool:
     tolerance = config.amount_tolerance_minor
     return (
         not pos.foreign

@@ -68,7 +68,8 @@ class MoneyPosition:
 
     order: OrderMoney
     expected_charge: int
-    totals: dict[str, CurrencyTotals]
+    charged: int  # charges in the order currency, signed sum
+    refunded: int  # refunds in the order currency, magnitudes
     all_lines: tuple[SettlementLine, ...]
     charge_lines: tuple[SettlementLine, ...]  # charges in the order currency
     refund_lines: tuple[SettlementLine, ...]  # refunds in the order currency
@@ -84,12 +85,9 @@ class MoneyPosition:
     provider: str | None  # who settles (or is expected to settle) this order
 
     @property
-    def charged(self) -> int:
-        return self.totals.get(self.order.currency, _NOTHING).charges
-
-    @property
-    def refunded(self) -> int:
-        return self.totals.get(self.order.currency, _NOTHING).refunds
+    def totals(self) -> dict[str, CurrencyTotals]:
+        """Every kind of settled money, per currency."""
+        return settled_totals(self.all_lines)
 
     def due_refund(self, now_ms: int, config: ReconciliationConfig) -> int:
         """Refunds issued at least ``refund_lag_ms`` ago, which should have settled by now."""
@@ -98,9 +96,6 @@ class MoneyPosition:
             for rf in self.refunds
             if rf.refunded_at is not None and rf.refunded_at + config.refund_lag_ms <= now_ms
         )
-
-
-_NOTHING = CurrencyTotals()
 
 
 def _is_fx_line(line: SettlementLine, home: str, config: ReconciliationConfig) -> bool:
@@ -135,34 +130,62 @@ def position(
     config: ReconciliationConfig,
 ) -> MoneyPosition:
     home = order.currency
-    fx_settlements = {ln.settlement_id for ln in settlements if _is_fx_line(ln, home, config)}
-    home_lines = tuple(ln for ln in settlements if ln.currency == home)
-    other_lines = [ln for ln in settlements if ln.currency != home]
-    foreign = tuple(ln for ln in other_lines if ln.settlement_id not in fx_settlements)
-    totals = settled_totals(settlements)
-    home_totals = totals.get(home, _NOTHING)
-    approved = tuple(rf for rf in refunds if rf.amount is not None and rf.currency in (None, home))
-    approved_refund = sum(rf.amount or 0 for rf in approved)
-    issued_refund = sum(rf.amount or 0 for rf in approved if rf.refunded_at is not None)
+    # One pass over the lines: this runs for every re-evaluation on the agent's hot path.
+    charge_lines: list[SettlementLine] = []
+    refund_lines: list[SettlementLine] = []
+    other_lines: list[SettlementLine] = []
+    fx_settlements: set[str] = set()
+    charged = refunded = 0
+    for line in settlements:
+        if line.currency != home:
+            other_lines.append(line)
+            continue
+        kind = line.transaction_type
+        if kind == "charge":
+            charge_lines.append(line)
+            charged += line.amount
+        elif kind == "refund":
+            refund_lines.append(line)
+            refunded += abs(line.amount)
+        elif kind == "adjustment" and _is_fx_line(line, home, config):
+            fx_settlements.add(line.settlement_id)
+    foreign: tuple[SettlementLine, ...] = ()
+    if other_lines:
+        fx_settlements.update(
+            ln.settlement_id for ln in other_lines if _is_fx_line(ln, home, config)
+        )
+        foreign = tuple(ln for ln in other_lines if ln.settlement_id not in fx_settlements)
+    approved: list[ReturnRefund] = []
+    approved_refund = issued_refund = 0
+    refund_amount_unknown = False
+    for rf in refunds:
+        if rf.amount is None:
+            refund_amount_unknown = True
+        elif rf.currency is None or rf.currency == home:
+            approved.append(rf)
+            approved_refund += rf.amount
+            if rf.refunded_at is not None:
+                issued_refund += rf.amount
     expected = expected_charge(order, config)
-    over_charge = max(0, home_totals.charges - expected)
-    unexplained_refund = max(0, home_totals.refunds - approved_refund)
+    over_charge = max(0, charged - expected)
+    unexplained_refund = max(0, refunded - approved_refund)
     cancel_refund = min(over_charge, unexplained_refund)
     return MoneyPosition(
         order=order,
         expected_charge=expected,
-        totals=totals,
+        charged=charged,
+        refunded=refunded,
         all_lines=settlements,
-        charge_lines=tuple(ln for ln in home_lines if ln.transaction_type == "charge"),
-        refund_lines=tuple(ln for ln in home_lines if ln.transaction_type == "refund"),
+        charge_lines=tuple(charge_lines),
+        refund_lines=tuple(refund_lines),
         foreign=foreign,
         foreign_charged=any(ln.transaction_type == "charge" for ln in other_lines),
-        refunds=approved,
-        refund_amount_unknown=any(rf.amount is None for rf in refunds),
+        refunds=tuple(approved),
+        refund_amount_unknown=refund_amount_unknown,
         approved_refund=approved_refund,
         issued_refund=issued_refund,
         cancel_refund=cancel_refund,
-        net_charged=home_totals.charges - cancel_refund,
-        return_refunds=home_totals.refunds - cancel_refund,
+        net_charged=charged - cancel_refund,
+        return_refunds=refunded - cancel_refund,
         provider=_provider(order, settlements, config),
     )

@@ -232,3 +232,20 @@ def test_settlement_line_from_a_decoded_event() -> None:
         "Payment Refund",
         "o-1",
     )
+
+
+def test_review_is_evaluate_deadlines_and_reconciled_in_one_pass() -> None:
+    from tables.reconciliation import review
+
+    cases = [
+        (order_money(), [], []),
+        (order_money(), paid(), []),
+        (order_money(), paid(2_000), [refund(500)]),
+        (None, [stl("charge", 5, T0, order_id="o-9")], []),
+    ]
+    for now in (SHIPPED, NOW, NOW + 30 * DAY):
+        for order_, lines, refunds in cases:
+            result = review(order_, lines, refunds, now)
+            assert result.open == evaluate(order_, lines, refunds, now)
+            assert result.deadlines == deadlines_for(order_, lines, refunds, now)
+            assert result.reconciled == is_reconciled(order_, lines, refunds, now)
