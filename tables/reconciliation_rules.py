@@ -1,8 +1,36 @@
 """The mismatch rules: one function per category over an order's ``MoneyPosition``.
 
-Each rule adds at most one open ``ReconciliationMismatch`` per order (orphans: per line) to
-``found``, keyed by its stable ``mismatch_id``. Rules never look at the wall clock: "after the
-lag" always means ``now_ms`` (stream time) has reached the deadline.
+Each rule adds at most one open ``ReconciliationMismatch`` per order to ``found``, keyed by
+its stable ``mismatch_id`` (``order_id:category``; orphans ``settlement_line_id:category``).
+Rules never look at the wall clock: "after the lag" means ``now_ms`` (stream time) reached it.
+Amounts are in the order currency; E = expected charge, C = net settled charges.
+
+unsettled              first unit shipped >= settlement lag (per provider) ago, E > 0, no
+                       charge settled in any currency. expected E, actual 0.
+orphan_settlement      the order is unknown ``orphan_grace_ms`` after the line's event time.
+                       One per line; expected 0, actual the line amount.
+amount_mismatch        C differs from E by more than the tolerance. Over-charges open at
+                       once; short ones at once too, except for per-shipment providers
+                       (Amazon), which get until every shipment has a charge or the lag
+                       after the last shipment. Refunds no return explains first offset an
+                       over-charge (refund of cancelled units). Skipped when a charge was
+                       settled in another currency (currency_mismatch says it).
+duplicate_settlement   equal lines (type charge or refund, amount, currency, provider) under
+                       different line ids posted within ``duplicate_window_ms``, and the order
+                       is over-settled. expected one line, actual the group. When removing
+                       the extra lines explains the whole difference, no amount/refund
+                       mismatch is reported besides it. Charge and refund duplicates share
+                       the id; the refund one wins.
+refund_without_return  refunds settled beyond every approved refund, no approved return at
+                       all, ``orphan_grace_ms`` after the refund line (the return may be late).
+refund_mismatch        over-refund: at once. Short refund: once the refunds issued at least
+                       ``refund_lag_ms`` ago exceed what settled.
+missing_refund         nothing refunded while refunds issued >= ``refund_lag_ms`` ago exist.
+currency_mismatch      a line in another currency with no FX adjustment in its settlement.
+                       expected E, actual that currency's charges; currency = order currency.
+fee_anomaly            per (provider, currency) with both charges and fees settled: |fees -
+                       band fee of each charge| beyond the band tolerance.
+chargeback             any chargeback not reversed; expected 0, actual its magnitude.
 """
 
 from __future__ import annotations

@@ -340,6 +340,14 @@ def test_fee_within_band_tolerance_is_fine_and_outside_is_an_anomaly() -> None:
     assert (m["expected"], m["actual"], m["provider"]) == (band_fee, 960, "stripe")
 
 
+def test_fee_anomaly_clears_when_the_provider_credits_the_excess() -> None:
+    order = order_money(total=10_000, lines=(("l1", 10_000, 1, 0),))
+    lines = [stl("charge", 10_000), stl("fee", -960)]
+    assert cats(evaluate(order, lines, (), LATER)) == {"fee_anomaly"}
+    credited = [*lines, stl("fee", 640, SHIPPED + 9 * DAY, description="fee correction")]
+    assert evaluate(order, credited, (), LATER) == {}
+
+
 def test_fee_is_judged_only_with_its_charge_and_a_band() -> None:
     assert evaluate(order_money(first_shipped_at=None), [stl("fee", -999)], (), LATER) == {}
     lines = [stl("charge", 3_000, provider="paypal_like"), stl("fee", -999, provider="paypal_like")]
