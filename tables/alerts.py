@@ -106,7 +106,10 @@ class Matcher:
         if self.op not in _OPS:
             raise ValueError(f"matcher op {self.op!r} not one of {_OPS}")
         if self.op in ("=~", "!~"):
-            re.compile(self.value)  # fail when the silence is created, not when it is checked
+            try:  # fail when the silence is created, not when an alert is checked
+                re.compile(self.value)
+            except re.error as exc:
+                raise ValueError(f"matcher regex {self.value!r}: {exc}") from None
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.label, "")
