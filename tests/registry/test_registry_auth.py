@@ -6,20 +6,15 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-import warnings
 from pathlib import Path
 
 import bcrypt
 import httpx
 import pytest
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from registry_helpers import RegistryProcess, StartRegistry
 
 from registry.auth import Authenticator, AuthFileError, load_users
-
-with warnings.catch_warnings():
-    # The client's OAuth dependency warns about its own httpx integration at import time.
-    warnings.simplefilter("ignore")
-    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 SCHEMA = json.dumps({"type": "record", "name": "Audit", "fields": [{"name": "a", "type": "int"}]})
 WRITER = ("writer", "w-secret")

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-import warnings
 
 import pytest
+from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
-
-with warnings.catch_warnings():
-    # The client's OAuth dependency warns about its own httpx integration at import time.
-    warnings.simplefilter("ignore")
-    from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
-    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
-    from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 
 def order_schema(name: str, *extra: dict[str, object]) -> str:
