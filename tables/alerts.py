@@ -245,9 +245,6 @@ def _new_entry(fp: str, subject: str, breach: Breach) -> dict[str, Any]:
         "subject": subject,
         "rule": breach.rule,
         "starts_at": breach.since_ms,
-        "for_ms": breach.for_ms,
-        "repeat_interval_ms": breach.repeat_interval_ms,
-        "resolve_hold_ms": breach.resolve_hold_ms,
         "status": "pending",
         "sent_at": None,  # last time a firing record was sent; None = never
         "cleared_at": None,
@@ -258,9 +255,13 @@ def _new_entry(fp: str, subject: str, breach: Breach) -> dict[str, Any]:
 
 
 def _refresh(entry: dict[str, Any], breach: Breach) -> None:
-    # Latest wording and labels, never a new start: the page is about the first breach.
+    # Latest wording, labels and policy (rules may be reloaded), never a new start: the page
+    # is about the first breach.
     entry.update(
         severity=breach.severity,
+        for_ms=breach.for_ms,
+        repeat_interval_ms=breach.repeat_interval_ms,
+        resolve_hold_ms=breach.resolve_hold_ms,
         labels=dict(breach.labels),
         order_id=breach.order_id,
         correlation_id=breach.correlation_id,

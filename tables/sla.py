@@ -1,10 +1,16 @@
 """Evaluating SLA rules: per-order state or a windowed metric in, ``Breach`` list out.
 
-    rules = load_rules()
-    breaches = evaluate_order(rules, facts_or_state, now_ms, mismatches=open_mismatches)
-    alerts = book.observe(order_subject(order_id), breaches, now_ms)
-    for deadline_id, due_ms in deadlines_for(rules, facts_or_state, now_ms=now_ms):
+    rules = load_rules()                                   # once, at agent start
+    # on every event of the order, and when one of its deadlines pops (now = StreamClock.now()):
+    breaches = evaluate_order(rules, facts, now_ms, mismatches=open_mismatches)
+    to_send = book.observe(order_subject(order_id), breaches, now_ms, silences=silences)
+    for deadline_id, due_ms in deadlines_for(rules, facts, now_ms=now_ms):
         deadlines.schedule(deadline_id, due_ms, {"order_id": order_id})
+    if (due := book.next_due(silences=silences)) is not None:  # for / hold / repeat / silence
+        deadlines.schedule(f"alerts:{order_id}", due, {"order_id": order_id})  # -> book.tick
+
+    # per WindowedMetric record:
+    to_send = book.observe(metric_subject(metric), evaluate_metric(rules, metric), now_ms)
 
 Every per-order condition is "something is still missing at a deadline": each kind lists the
 *candidates* (an unmet milestone, an open exception, an unrefunded return, ...) with the time
@@ -69,6 +75,7 @@ class _OrderView:
     labels: dict[str, str]
     correlation_id: str | None
     first_event_at: int | None = None  # earliest event of an orphan
+    exception_starts: dict[str, int] = field(default_factory=dict)  # shipment -> episode start
     mismatches: list[Mapping[str, Any]] = field(default_factory=list)
 
 
@@ -107,6 +114,7 @@ def _view(subject: Mapping[str, Any], mismatches: Iterable[Mapping[str, Any]]) -
         }
         last = subject["last"]
         correlation_id = last[2] if last else None
+        exception_starts = _exception_starts(subject)
     else:
         returns = [
             _Return(
@@ -115,6 +123,7 @@ def _view(subject: Mapping[str, Any], mismatches: Iterable[Mapping[str, Any]]) -
         ]
         labels = {"warehouse": _joined(fs["warehouses"]), "carrier": _joined(fs["carriers"])}
         correlation_id = fs["correlation_id"]
+        exception_starts = {}
     if fs is not None:
         labels["channel"] = fs["channel"]
         correlation_id = fs["correlation_id"]
@@ -124,11 +133,30 @@ def _view(subject: Mapping[str, Any], mismatches: Iterable[Mapping[str, Any]]) -
         returns=returns,
         labels={k: v for k, v in labels.items() if v},
         correlation_id=correlation_id,
-        mismatches=[m for m in mismatches if m.get("order_id") in (None, order_id)],
+        mismatches=[m for m in mismatches if m.get("order_id") == order_id],
+        exception_starts=exception_starts,
     )
     if fs is None and is_facts:
         view.first_event_at = _first_event_at(subject)
     return view
+
+
+def _exception_starts(facts: Mapping[str, Any]) -> dict[str, int]:
+    """First exception event of each shipment's current episode (after its latest progress).
+
+    FulfillmentState's ``since`` is the *latest* exception event: a carrier re-scanning
+    "exception" every day would push the deadline out, and resolve a page while the parcel
+    is still stuck. The timeline keeps the earlier scans (its newest 100 events).
+    """
+    starts: dict[str, int] = {}
+    for t, eid, kind, what, _source, effect in facts["tl"]:
+        if kind != "shipment" or what != "exception":
+            continue
+        shipment_id = effect.removeprefix("shipment ").split(" ", 1)[0]
+        progress = facts["sh"].get(shipment_id, {}).get("p")
+        if (progress is None or [t, eid] > progress) and shipment_id not in starts:
+            starts[shipment_id] = t  # the timeline is sorted: the first hit is the earliest
+    return starts
 
 
 def _first_event_at(facts: Mapping[str, Any]) -> int | None:
@@ -159,8 +187,10 @@ def _milestone_missing(rule: Rule, view: _OrderView) -> Iterator[_Candidate]:
 
 def _exception_open(rule: Rule, view: _OrderView) -> Iterator[_Candidate]:
     for ex in (view.fs or {}).get("open_exceptions", ()):
-        fields = {"shipment_id": ex["shipment_id"], "reason": ex["reason"] or "unspecified"}
-        yield _Candidate(ex["since"] + rule.after_ms, {"shipment_id": ex["shipment_id"]}, fields)
+        shipment_id = ex["shipment_id"]
+        since = min(ex["since"], view.exception_starts.get(shipment_id, ex["since"]))
+        fields = {"shipment_id": shipment_id, "reason": ex["reason"] or "unspecified"}
+        yield _Candidate(since + rule.after_ms, {"shipment_id": shipment_id}, fields)
 
 
 def _refund_missing(rule: Rule, view: _OrderView) -> Iterator[_Candidate]:

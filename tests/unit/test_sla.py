@@ -122,6 +122,21 @@ def test_exception_clears_on_progress() -> None:
     assert "shipment_exception_open" not in fired(facts(*events), T0 + 41 * HOUR)
 
 
+def test_repeated_exception_scans_keep_the_first_deadline() -> None:
+    # A daily "exception" re-scan must neither push the deadline out nor resolve the page.
+    events = [order(), *walk("shipped", T0),
+              shipment("exception", T0 + HOUR, exception_reason="address"),
+              shipment("exception", T0 + 20 * HOUR, exception_reason="address")]
+    state = facts(*events)
+    assert fired(state, T0 + 25 * HOUR)["shipment_exception_open"].since_ms == T0 + 25 * HOUR
+    fs = derive(state)  # the canonical state alone only knows the latest scan
+    assert fired(fs, T0 + 44 * HOUR)["shipment_exception_open"].since_ms == T0 + 44 * HOUR
+    after_progress = facts(*events, shipment("in_transit", T0 + 30 * HOUR),
+                           shipment("exception", T0 + 40 * HOUR))
+    assert "shipment_exception_open" not in fired(after_progress, T0 + 63 * HOUR)
+    assert "shipment_exception_open" in fired(after_progress, T0 + 64 * HOUR)
+
+
 # --- refund_overdue ---
 
 
