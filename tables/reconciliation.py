@@ -211,6 +211,10 @@ def _deadlines(pos: MoneyPosition, now_ms: int, config: ReconciliationConfig) ->
             times.add(rf.refunded_at + config.refund_lag_ms)
     for ln in pos.refund_lines:
         times.add(ln.event_time + config.orphan_grace_ms)
+    priced = [ln for ln in pos.all_lines if ln.transaction_type in ("charge", "fee")]
+    fees = sum(1 for ln in priced if ln.transaction_type == "fee")
+    if fees and fees * 2 != len(priced):  # fee and charge lines do not pair up (yet)
+        times.add(max(ln.event_time for ln in priced) + config.fee_settle_ms)
     return sorted(t for t in times if t > now_ms)
 
 

@@ -62,6 +62,8 @@ class ReconciliationConfig:
                               `duplicate_settlement` (only reported if they over-settle).
     fee_bands                 provider -> FeeBand; providers without a band are never
                               `fee_anomaly`.
+    fee_settle_ms             when fee lines and charge lines do not pair up one to one, how
+                              long after the newest of them the fees are judged anyway.
     per_shipment_capture      providers that settle one charge per shipment (Amazon): an
                               under-charge waits until every shipment has a charge line or
                               the settlement lag has passed, instead of opening on the
@@ -101,6 +103,7 @@ class ReconciliationConfig:
             }
         )
     )
+    fee_settle_ms: int = 12 * HOUR_MS
     per_shipment_capture: frozenset[str] = frozenset({"amazon"})
     source_providers: Mapping[str, str] = field(
         default_factory=lambda: _frozen(

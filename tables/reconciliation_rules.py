@@ -29,7 +29,9 @@ missing_refund         nothing refunded while refunds issued >= ``refund_lag_ms`
 currency_mismatch      a line in another currency with no FX adjustment in its settlement.
                        expected E, actual that currency's charges; currency = order currency.
 fee_anomaly            per (provider, currency) with both charges and fees settled: |fees -
-                       band fee of each charge| beyond the band tolerance.
+                       band fee of each charge| beyond the band tolerance. Judged at once
+                       when there is one fee line per charge, else ``fee_settle_ms`` after
+                       the newest of them (a fee line may still be on its way).
 chargeback             any chargeback not reversed; expected 0, actual its magnitude.
 """
 
@@ -323,8 +325,13 @@ def _fees(found: Found, pos: MoneyPosition, now_ms: int, config: ReconciliationC
             by_key.setdefault((line.provider, line.currency), ([], []))[slot].append(line)
     for (provider, currency), (charges, fees) in sorted(by_key.items()):
         band = config.fee_bands.get(provider)
-        if band is None or not charges or not fees:
-            continue  # a fee is judged once both it and its charge have settled
+        if (
+            band is None
+            or not charges
+            or not fees
+            or not _fees_complete(charges, fees, now_ms, config)
+        ):
+            continue
         band_fee = sum(band.fee_for(ln.amount) for ln in charges if ln.amount > 0)
         actual = abs(sum(ln.amount for ln in fees))
         if abs(actual - band_fee) > band.tolerance_for(band_fee):
@@ -340,6 +347,24 @@ def _fees(found: Found, pos: MoneyPosition, now_ms: int, config: ReconciliationC
                 provider=provider,
             )
             return
+
+
+def _fees_complete(
+    charges: list[SettlementLine],
+    fees: list[SettlementLine],
+    now_ms: int,
+    config: ReconciliationConfig,
+) -> bool:
+    """Whether every charge's fee has arrived, so a fee total can be judged without flapping.
+
+    One fee line per charge is the common shape: judge at once. Otherwise (a charge whose fee
+    line is still in transit, or several fee lines per charge as Amazon reports them) wait
+    until the newest of these lines is ``fee_settle_ms`` old in stream time.
+    """
+    if len(fees) == len(charges):
+        return True
+    newest = max(ln.event_time for ln in (*charges, *fees))
+    return newest + config.fee_settle_ms <= now_ms
 
 
 def _chargebacks(found: Found, pos: MoneyPosition, now_ms: int) -> None:

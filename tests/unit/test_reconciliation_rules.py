@@ -340,6 +340,26 @@ def test_fee_within_band_tolerance_is_fine_and_outside_is_an_anomaly() -> None:
     assert (m["expected"], m["actual"], m["provider"]) == (band_fee, 960, "stripe")
 
 
+def test_a_fee_still_in_transit_is_not_an_anomaly_yet() -> None:
+    order = order_money(total=20_000, lines=(("l1", 10_000, 2, 0),), shipment_count=2)
+    t = SHIPPED + DAY
+    first = [stl("charge", 10_000, t), stl("fee", -320, t)]
+    second_charge = stl("charge", 10_000, t + HOUR)
+    settle = DEFAULT_CONFIG.fee_settle_ms
+    assert evaluate(order, [*first, second_charge], (), t + HOUR) == {}
+    # Its fee never shows up: judged once the newest line is fee_settle_ms old.
+    late = evaluate(order, [*first, second_charge], (), t + HOUR + settle)
+    assert late["o-1:fee_anomaly"]["expected"] == 640
+    # Several fee lines per charge (Amazon commission + FBA fee) are judged the same way.
+    amazon = order_money(total=10_000, lines=(("l1", 10_000, 1, 0),))
+    lines = [
+        stl("charge", 10_000, t, provider="amazon"),
+        stl("fee", -1_200, t, provider="amazon", description="Commission"),
+        stl("fee", -300, t, provider="amazon", description="FBA fee"),
+    ]
+    assert evaluate(amazon, lines, (), t + settle) == {}
+
+
 def test_fee_anomaly_clears_when_the_provider_credits_the_excess() -> None:
     order = order_money(total=10_000, lines=(("l1", 10_000, 1, 0),))
     lines = [stl("charge", 10_000), stl("fee", -960)]
