@@ -26,6 +26,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class PortTaken(RuntimeError):
+    pass
+
+
 class RegistryProcess:
     """One registry subprocess; ``url`` once started. Its log goes to a file for post-mortems."""
 
@@ -45,6 +49,16 @@ class RegistryProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_for_writer: bool | None = None) -> RegistryProcess:
+        for _attempt in range(3):
+            try:
+                return self._start_once(wait_for_writer)
+            except PortTaken:
+                # Another process bound the free port first: pick another one.
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+        raise RuntimeError("no free port for the registry after 3 attempts")
+
+    def _start_once(self, wait_for_writer: bool | None) -> RegistryProcess:
         cmd = [
             sys.executable, "-m", "registry", "--host", "127.0.0.1", "--port", str(self.port),
             "--bootstrap-servers", self.bootstrap, "--topic", self.topic,
@@ -69,7 +83,11 @@ class RegistryProcess:
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"registry exited: {self.log_path.read_text()[-3000:]}")
+                self.proc = None
+                output = self.log_path.read_text()[-3000:]
+                if "address already in use" in output.lower():
+                    raise PortTaken(output)
+                raise RuntimeError(f"registry exited: {output}")
             try:
                 body = httpx.get(f"{self.url}/_ready", timeout=1).json()
                 if body.get("ready") and (body.get("writer") or not wait_for_writer):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -144,7 +145,7 @@ def test_writer_failover(pair: list[RegistryProcess]) -> None:
     old = writer_of(pair)
     survivor = next(p for p in pair if p is not old)
     before = register(survivor.url, "before-value", schema("Before"))  # forwarded to the writer
-    assert old.stop() == 0  # SIGTERM: a clean shutdown, leaving the group at once
+    assert old.stop(signal.SIGINT) == 0  # Ctrl-C: a clean shutdown, leaving the group at once
     pair.remove(old)
     deadline = time.monotonic() + 30
     while HTTP.get(f"{survivor.url}/_ready").json()["writer"] != survivor.url:
@@ -168,7 +169,7 @@ def test_restart_keeps_subjects_versions_ids_and_settings(
     HTTP.put(f"{url}/config/orders-value", json={"compatibility": "FULL"})
     HTTP.put(f"{url}/mode/shipments-value", json={"mode": "READONLY"})
     before = snapshot(url)
-    assert current.stop() == 0
+    assert current.stop() == 0  # SIGTERM: a clean shutdown
 
     restarted = start_registry(topic=current.topic, group_id=current.group_id)
     pair[:] = [restarted]
