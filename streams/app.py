@@ -14,6 +14,7 @@ import faust
 
 from streams.settings import Settings
 from streams.topics import TopicNames
+from streams.web.errors import json_errors
 
 
 @dataclass
@@ -71,6 +72,9 @@ def create_app(settings: Settings, **overrides: Any) -> Pipeline:
         "web_host": settings.web_host,
         "web_port": settings.web_port,
         "web_in_thread": False,
+        # Table routing forwards a request to the owner's canonical URL: make it reachable.
+        "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
+        "web_application_options": {"middlewares": [json_errors]},
         "table_cleanup_interval": 30.0,
         "autodiscover": False,
         "logging_config": None,

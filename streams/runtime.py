@@ -15,10 +15,12 @@ log = logging.getLogger(__name__)
 def build_pipeline(settings: Settings, **app_overrides: object) -> Pipeline:
     from agents import register_all
     from streams.services import build_services
+    from streams.web import register_web
 
     pipeline = create_app(settings, **app_overrides)
     build_services(pipeline)
     register_all(pipeline)
+    register_web(pipeline)
     return pipeline
 
 
