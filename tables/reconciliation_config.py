@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeVar
 
 from tables.money import BPS_DENOMINATOR, apply_bps
 
@@ -18,6 +18,8 @@ __all__ = ["DEFAULT_CONFIG", "FeeBand", "ReconciliationConfig"]
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
+
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,8 @@ class FeeBand:
         return max(self.tolerance_minor, band_fee * self.tolerance_bps // BPS_DENOMINATOR)
 
 
-def _frozen(mapping: Mapping[str, object]) -> MappingProxyType:  # type: ignore[type-arg]
+def _frozen(mapping: Mapping[str, _V]) -> Mapping[str, _V]:
+    # A read-only view, so the shared DEFAULT_CONFIG cannot be changed by one caller.
     return MappingProxyType(dict(mapping))
 
 
