@@ -6,6 +6,7 @@ import copy
 import json
 import random
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -249,3 +250,19 @@ def test_review_is_evaluate_deadlines_and_reconciled_in_one_pass() -> None:
             assert result.open == evaluate(order_, lines, refunds, now)
             assert result.deadlines == deadlines_for(order_, lines, refunds, now)
             assert result.reconciled == is_reconciled(order_, lines, refunds, now)
+
+
+def test_reconciliation_clock_and_money_import_only_the_standard_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import tables.reconciliation, tables.clock, tables.money; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'faust', 'aiokafka', 'confluent_kafka', 'fastavro', 'mode'}); print(bad)"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo
+    )
+    assert out.stdout.strip() == "[]"
