@@ -211,6 +211,11 @@ def _refunds_from_facts(state: State) -> tuple[ReturnRefund, ...]:
 def _settlements_from_facts(state: State, correlation_id: str) -> tuple[SettlementLine, ...]:
     # st: {settlement_line_id: [t, id, type, amount, currency, posted, provider, settlement]},
     # already deduplicated by line id. The facts keep neither description nor correlation id.
+    order_id: str | None = state["order_id"]
+    if order_id in state["st"]:
+        # Lines with no order id are keyed by their settlement_line_id (see the producer), so
+        # a key equal to one of its own line ids is no order at all.
+        order_id = None
     lines = [
         SettlementLine(
             settlement_line_id=line_id,
@@ -221,7 +226,7 @@ def _settlements_from_facts(state: State, correlation_id: str) -> tuple[Settleme
             currency=rec[4],
             posted_time=rec[5],
             event_time=rec[0],
-            order_id=state["order_id"],
+            order_id=order_id,
             correlation_id=correlation_id,
         )
         for line_id, rec in state["st"].items()

@@ -223,6 +223,15 @@ def test_fold_orphan_until_the_order_arrives() -> None:
     ]
 
 
+def test_fold_state_of_an_unkeyed_line_is_an_orphan_without_order_id() -> None:
+    # The producer keys a line with no order_id by its settlement_line_id.
+    state = new_state("sl-77")
+    step(state, "settlement", settlement("charge", 900, T0, line_id="sl-77", order_id=None))
+    found = _evaluate(state, T0 + HOUR)
+    assert list(found) == ["sl-77:orphan_settlement"]
+    assert found["sl-77:orphan_settlement"]["order_id"] is None
+
+
 def test_settlement_line_from_a_decoded_event() -> None:
     event = settlement("refund", -5, T0, line_id="sl-x", currency="EUR", provider="paypal")
     event["description"] = "Payment Refund"
