@@ -1,0 +1,258 @@
+"""Shared plumbing of the streaming benchmarks: broker, child processes, measuring, tables.
+
+Every contender runs in its own child process; the parent watches progress from outside (topic
+end offsets or committed offsets) and reads the child's CPU time and peak RSS from /proc, so
+start-up (imports, rebalance, topic creation) stays out of the figures: the measured window
+opens when the first progress is seen and closes when the job is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+WORK = ROOT / ".data" / "bench"  # git-ignored scratch: child logs, state dirs, the Quix venv
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def broker(bootstrap: str | None) -> Iterator[str]:
+    """The given broker, or the project's own embedded Apache Kafka for the duration."""
+    if bootstrap:
+        yield bootstrap
+        return
+    from streams.broker.launcher import EmbeddedKafka
+
+    with EmbeddedKafka(heap="768m") as kafka:
+        yield kafka.bootstrap
+
+
+def create_topic(bootstrap: str, name: str, partitions: int, compact: bool = False) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    config = {"cleanup.policy": "compact"} if compact else {}
+    admin.create_topics([NewTopic(name, partitions, 1, config=config)])[name].result(timeout=30)
+
+
+class Offsets:
+    """End offsets and committed offsets, asked of the broker (never cached)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        from confluent_kafka import Consumer
+        from confluent_kafka.admin import AdminClient
+
+        self.bootstrap = bootstrap
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watch",
+                                  "enable.auto.commit": False})
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._parts: dict[str, list[int]] = {}
+        self._last: dict[str, int] = {}
+
+    def partitions(self, topic: str) -> list[int]:
+        if topic not in self._parts:
+            meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
+            self._parts[topic] = sorted(meta.partitions)
+        return self._parts[topic]
+
+    def end(self, topic: str) -> int:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            total = sum(self.consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1]
+                        for p in self.partitions(topic))
+        except KafkaException:  # a topic created a moment ago may not have its leaders yet
+            return self._last.get(topic, 0)
+        self._last[topic] = total
+        return total
+
+    def committed(self, group: str) -> int:
+        from confluent_kafka import ConsumerGroupTopicPartitions
+
+        result = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+        tps = result[group].result(timeout=15).topic_partitions or []
+        return sum(tp.offset for tp in tps if tp.offset >= 0)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+# -- child processes ------------------------------------------------------------------------
+def proc_cpu_seconds(pid: int) -> float:
+    """user+sys CPU of a process and all its threads (librdkafka's included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _session_dying_with_parent() -> None:
+    """preexec_fn: own session (stop() signals the group) and SIGKILL when the bench dies."""
+    os.setsid()
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so every `finally` stops its children and the broker."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+class Child:
+    """A contender process in its own session (so stop() ends it and nothing else)."""
+
+    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None,
+                 log: Path | None = None) -> None:
+        self.name = name
+        self.log = log or WORK / "logs" / f"{name}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(list(argv), cwd=ROOT, env={**os.environ, **(env or {})},
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL,
+                                         preexec_fn=_session_dying_with_parent)
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def fail(self, what: str) -> RuntimeError:
+        tail = self.log.read_text(errors="replace")[-2500:]
+        return RuntimeError(f"{self.name} {what} (exit {self.proc.poll()}); log {self.log}:\n"
+                            f"{tail}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@dataclass
+class Run:
+    name: str
+    events: int
+    seconds: float
+    cpu_s: float
+    rss_mb: float
+    capped: bool = False  # the window hit --max-seconds before the job was done
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_s * 1e6 / self.events if self.events else 0.0
+
+
+def watch(child: Child, progress: Callable[[], int], total: int,
+          done: Callable[[], bool] | None = None, timeout: float = 300.0,
+          max_seconds: float = 0.0, interval: float = 0.1) -> Run:
+    """Measure `child` from its first visible progress until progress reaches `total` (and
+    `done()` holds), or until the window is `max_seconds` long (slow contenders: their steady
+    rate over a capped window); then stop it. Events are those processed inside the window."""
+    deadline = time.monotonic() + timeout
+    t0 = cpu0 = 0.0
+    count0 = -1
+    try:
+        while time.monotonic() < deadline:
+            if not child.running:
+                raise child.fail("exited before it finished")
+            count = progress()
+            now = time.monotonic()
+            if count0 < 0 and count > 0:
+                t0, count0, cpu0 = now, count, proc_cpu_seconds(child.proc.pid)
+            finished = count >= total and (done is None or done())
+            capped = count0 >= 0 and max_seconds > 0 and now - t0 >= max_seconds
+            if finished or capped:
+                return Run(child.name, count - count0, now - t0,
+                           proc_cpu_seconds(child.proc.pid) - cpu0,
+                           proc_peak_rss_mb(child.proc.pid), capped=capped and not finished)
+            time.sleep(interval)
+        raise TimeoutError(f"{child.name} did not finish within {timeout}s (log {child.log})")
+    finally:
+        child.stop()
+
+
+def wait_report(child: Child, report: Path, timeout: float = 300.0) -> dict[str, float]:
+    """For children that measure themselves and exit (raw ceilings, replay): their JSON."""
+    try:
+        child.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"{child.name} did not finish within {timeout}s") from None
+    finally:
+        child.stop()
+    if child.proc.returncode != 0 or not report.exists():
+        raise child.fail("failed")
+    data: dict[str, float] = json.loads(report.read_text())
+    return data
+
+
+def self_report(path: str, events: int, t0: float, t1: float, cpu0: float) -> None:
+    """Written by a self-measuring child: its window, CPU in the window and peak RSS."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    Path(path).write_text(json.dumps({
+        "events": events, "seconds": t1 - t0, "cpu_s": usage.ru_utime + usage.ru_stime - cpu0,
+        "rss_mb": usage.ru_maxrss / 1024}))
+
+
+def cpu_now() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- reporting ------------------------------------------------------------------------------
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def markdown(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def publish(name: str, text: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.md"
+    path.write_text(text + "\n")
+    print(text, flush=True)
+    print(f"\n(written to {path.relative_to(ROOT)})", flush=True)
+    return path
+
+
+def machine_line() -> str:
+    load = os.getloadavg()[0]
+    return (f"{os.cpu_count()} CPUs, load average {load:.1f} at start, "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
