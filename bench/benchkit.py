@@ -80,12 +80,16 @@ class Offsets:
         self._last[topic] = total
         return total
 
-    def committed(self, group: str) -> int:
-        from confluent_kafka import ConsumerGroupTopicPartitions
+    def committed(self, group: str, topics: Sequence[str]) -> int:
+        """Sum of `group`'s committed offsets on `topics` (0 while it has none)."""
+        from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
 
         result = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
-        tps = result[group].result(timeout=15).topic_partitions or []
-        return sum(tp.offset for tp in tps if tp.offset >= 0)
+        try:
+            tps = result[group].result(timeout=15).topic_partitions or []
+        except KafkaException:  # the group's coordinator is still loading
+            return 0
+        return sum(tp.offset for tp in tps if tp.offset >= 0 and tp.topic in topics)
 
     def close(self) -> None:
         self.consumer.close()

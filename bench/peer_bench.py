@@ -411,7 +411,7 @@ def main() -> None:
         p.error(f"unknown implementations: {', '.join(sorted(unknown))}")
     if "quix" in impls:
         quix_python(a.quix_venv)
-    started = time.monotonic()
+    started, machine = time.monotonic(), benchkit.machine_line()
     with benchkit.broker(a.bootstrap) as bootstrap:
         a.bootstrap = bootstrap
         topic = f"peer-in-{uuid.uuid4().hex[:6]}"
@@ -430,7 +430,7 @@ def main() -> None:
                       f"{run.seconds:.1f}s)", flush=True)
         offsets.close()
     setup = (f"{size:,} Avro records (mean {mean_size:.0f} B), {keys:,} keys, 4 partitions, "
-             f"{a.rounds} interleaved round(s), medians; {benchkit.machine_line()}; "
+             f"{a.rounds} interleaved round(s), medians; {machine}; "
              f"total {time.monotonic() - started:.0f}s. Window: first output seen on the "
              f"broker -> all {a.events:,} outputs there (replay: and its changelog), capped at "
              f"{a.max_seconds:.0f}s. CPU = user+sys of the contender's process (all threads) "

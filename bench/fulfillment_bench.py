@@ -1,0 +1,293 @@
+"""The real job, side by side: raw ceiling, plain Faust, our live worker, our bulk replay.
+
+    /work/main/.venv/bin/python bench/fulfillment_bench.py [--orders 5000] [--rounds 2]
+
+Pre-produces generated traffic (`streams.generator`, --orders orders, ~12 events each, the
+generator's bad records included) through the real registry into the four input topics, then
+measures on that same input, interleaved round by round, each contender in its own process:
+
+  ceiling  aiokafka consuming the four topics + `streams.serde.WireDecoder`, nothing else
+  faust    a plain per-event Faust agent on the four topics: decode, a trivial table update
+           (count per order) and one `await topic.send()` per event
+  live     a real `fstreams worker` (python -m streams.cli worker) from empty state, fresh app
+           id; done when its group's committed offsets reach the input end
+  replay   `Replayer(settings).run(ReplayPlan(start="beginning", rebuild=True))`, fresh app id
+
+Window: ceiling and replay time themselves; faust from its first output to one output per
+input; live from its group's first commit to the commit of the input end (commits every 1 s,
+so the window can be up to ~1 s long at the end: a pessimistic bias for live).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchkit  # the bench dir is not a package
+
+IMPLS = ("ceiling", "faust", "live", "replay")
+LABELS = {"ceiling": "raw ceiling (aiokafka + WireDecoder)",
+          "faust": "plain Faust agent (per event, table + send)",
+          "live": "ours, live `fstreams worker`", "replay": "ours, bulk replay (rebuild)"}
+
+
+def _settings(a: argparse.Namespace) -> Any:
+    from streams.broker.launcher import free_port
+    from streams.settings import Settings
+
+    return Settings(bootstrap_servers=a.bootstrap, registry_url=a.registry,
+                    topic_prefix=a.prefix, app_id=a.group, worker_id=a.group,
+                    data_dir=Path(a.state_dir), partitions=4, web_port=free_port())
+
+
+def _decoders(a: argparse.Namespace) -> dict[str, Any]:
+    from streams.schema_source import RegistrySchemaSource
+    from streams.serde import WireDecoder
+    from streams.topics import TopicNames
+
+    names = TopicNames.with_prefix(a.prefix)
+    source = RegistrySchemaSource(a.registry)
+    return {t: WireDecoder.for_record(source, names.record_of(t)) for t in names.inputs}
+
+
+# -- contenders (child mode) ----------------------------------------------------------------------
+def child_ceiling(a: argparse.Namespace) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    decoders = _decoders(a)
+
+    async def main() -> None:
+        consumer = AIOKafkaConsumer(*decoders, bootstrap_servers=a.bootstrap, group_id=a.group,
+                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        count, t0, cpu0 = 0, 0.0, 0.0
+        try:
+            while count < a.events:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+                if batches and not count:
+                    t0, cpu0 = time.monotonic(), benchkit.cpu_now()
+                for tp, records in batches.items():
+                    decode = decoders[tp.topic].decode
+                    for msg in records:
+                        try:  # noqa: SIM105 - suppress() would cost an object per record
+                            decode(msg.value)
+                        except Exception:  # the generator's bad records: counted, not decoded
+                            pass
+                    count += len(records)
+        finally:
+            await consumer.stop()
+        benchkit.self_report(a.report, count, t0, time.monotonic(), cpu0)
+
+    asyncio.run(main())
+
+
+def child_faust(a: argparse.Namespace) -> None:
+    import faust
+
+    from streams.broker.launcher import free_port
+
+    decoders = _decoders(a)
+    # Faust's defaults, except what any deployment sets: broker, RocksDB store, partitions.
+    app = faust.App(a.group, broker=f"kafka://{a.bootstrap}", store="rocksdb://",
+                    datadir=a.state_dir, topic_partitions=4, autodiscover=False,
+                    consumer_auto_offset_reset="earliest", web_port=free_port())
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+           "value_serializer": "raw", "partitions": 4}
+    source, sink = app.topic(*decoders, **raw), app.topic(a.output, **raw)
+    table = app.Table("counts", key_type=bytes, value_type=bytes, partitions=4)
+
+    @app.agent(source, name="plain")
+    async def plain(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:  # noqa: SIM105 - suppress() would cost an object per record
+                decoders[msg.topic].decode(msg.value)
+            except Exception:
+                pass  # a bad record still gets its one output below
+            count = int(table.get(msg.key) or b"0") + 1
+            table[msg.key] = b"%d" % count
+            await sink.send(key=msg.key, value=b"%d" % count)
+
+    faust.Worker(app, loglevel="info").execute_from_commandline()
+
+
+def child_replay(a: argparse.Namespace) -> None:
+    from streams import logs
+    from streams.replay import Replayer, ReplayPlan
+
+    logs.configure("WARNING", "text")
+    replayer = Replayer(_settings(a))
+    cpu0 = benchkit.cpu_now()
+    summary = replayer.run(ReplayPlan(start="beginning", rebuild=True))
+    replayer.close()
+    benchkit.self_report(a.report, summary.events, 0.0, summary.seconds, cpu0)
+    print(summary.render(), flush=True)
+
+
+CHILDREN = {"ceiling": child_ceiling, "faust": child_faust, "replay": child_replay}
+
+
+# -- parent ---------------------------------------------------------------------------------------
+def start_registry(bootstrap: str) -> tuple[benchkit.Child, str]:
+    from streams.broker.launcher import free_port
+    from streams.procs import http_ok
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    child = benchkit.Child("registry", [sys.executable, "-m", "registry"], env={
+        "FSTREAMS_REGISTRY_BOOTSTRAP_SERVERS": bootstrap, "FSTREAMS_REGISTRY_PORT": str(port),
+        "FSTREAMS_REGISTRY_TOPIC": f"_schemas-bench-{uuid.uuid4().hex[:6]}"})
+    deadline = time.monotonic() + 90
+    while not http_ok(f"{url}/_ready"):
+        if not child.running or time.monotonic() > deadline:
+            child.stop()
+            raise child.fail("did not become ready")
+        time.sleep(0.2)
+    return child, url
+
+
+def run_one(impl: str, a: argparse.Namespace, total: int, inputs: tuple[str, ...],
+            offsets: benchkit.Offsets, tag: str) -> benchkit.Run:
+    run_id = f"fb-{impl}-{tag}-{uuid.uuid4().hex[:6]}"
+    state_dir = benchkit.WORK / "state" / run_id
+    state_dir.mkdir(parents=True, exist_ok=True)
+    report, out = state_dir / "report.json", f"{run_id}-out"
+    common = ["--bootstrap", a.bootstrap, "--registry", a.registry, "--prefix", a.prefix,
+              "--group", run_id, "--state-dir", str(state_dir), "--events", str(total)]
+    if impl == "live":
+        from streams.broker.launcher import free_port
+        from streams.procs import fstreams
+
+        child = benchkit.Child(run_id, fstreams("worker"), env={
+            "FSTREAMS_BOOTSTRAP_SERVERS": a.bootstrap, "FSTREAMS_REGISTRY_URL": a.registry,
+            "FSTREAMS_TOPIC_PREFIX": a.prefix, "FSTREAMS_APP_ID": run_id,
+            "FSTREAMS_DATA_DIR": str(state_dir), "FSTREAMS_PARTITIONS": "4",
+            "FSTREAMS_WORKER_ID": run_id, "FSTREAMS_WEB_PORT": str(free_port())})
+        run = benchkit.watch(child, lambda: offsets.committed(run_id, inputs), total,
+                             timeout=a.timeout, max_seconds=a.max_seconds, interval=0.1)
+    elif impl == "faust":
+        benchkit.create_topic(a.bootstrap, out, 4)
+        child = benchkit.Child(run_id, [sys.executable, __file__, "--child", impl, *common,
+                                        "--output", out])
+        run = benchkit.watch(child, lambda: offsets.end(out), total, timeout=a.timeout,
+                             max_seconds=a.max_seconds)
+    else:
+        child = benchkit.Child(run_id, [sys.executable, __file__, "--child", impl, *common,
+                                        "--report", str(report)])
+        data = benchkit.wait_report(child, report, a.timeout)
+        run = benchkit.Run(impl, int(data["events"]), data["seconds"], data["cpu_s"],
+                           data["rss_mb"])
+    run.name = impl
+    return run
+
+
+def report(a: argparse.Namespace, runs: dict[str, list[benchkit.Run]], setup: str) -> str:
+    med = {impl: (benchkit.median([r.rate for r in rs]), benchkit.median([r.cpu_us for r in rs]),
+                  max(r.rss_mb for r in rs)) for impl, rs in runs.items() if rs}
+    ceiling = med.get("ceiling", (0.0,))[0]
+    rows = []
+    for impl, (rate, cpu, rss) in med.items():
+        rs = runs[impl]
+        capped = sum(r.capped for r in rs)
+        rows.append([LABELS[impl], f"{rate:,.0f}", f"{cpu:.1f}", f"{rss:.0f}",
+                     f"{rate / ceiling:.2f}" if ceiling else "-",
+                     f"{len(rs)}" + (f" ({capped} capped)" if capped else ""),
+                     f"{benchkit.median([r.events for r in rs]):,.0f}"])
+    table = benchkit.markdown(
+        ["implementation", "events/s", "CPU us/event", "peak RSS MB", "vs ceiling", "runs",
+         "events measured"], rows)
+
+    def get(impl: str, i: int = 0) -> float:
+        return med[impl][i] if impl in med else 0.0
+
+    def verdict(value: float, target: float) -> str:
+        return "met" if value >= target else "MISSED"
+
+    live_faust = get("live") / get("faust") if get("faust") else 0.0
+    live_cpu = get("faust", 1) / get("live", 1) if get("live", 1) else 0.0
+    ratios = benchkit.markdown(["figure", "value", "target", ""], [
+        ["live / plain Faust, events/s", f"{live_faust:.2f}", ">= 1.5",
+         verdict(live_faust, 1.5)],
+        ["live / plain Faust, CPU efficiency", f"{live_cpu:.2f}", "-", ""],
+        ["replay events/s", f"{get('replay'):,.0f}", ">= 30,000",
+         verdict(get("replay"), 30_000)],
+        ["live / ceiling, events/s", f"{get('live') / ceiling:.2f}" if ceiling else "-", "-",
+         ""],
+        ["replay / ceiling, events/s", f"{get('replay') / ceiling:.2f}" if ceiling else "-",
+         "-", ""]])
+    return (f"## fulfillment_bench: the real job\n\n{setup}\n\n{table}\n\n{ratios}\n\n"
+            f"Command: `{' '.join(['python', 'bench/fulfillment_bench.py', *sys.argv[1:]])}`")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--orders", type=int, default=5000, help="generated orders (~12 events each)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
+    p.add_argument("--impls", default=",".join(IMPLS), help=f"subset of {','.join(IMPLS)}")
+    p.add_argument("--max-seconds", type=float, default=40.0,
+                   help="cap of a watched run's window (faust, live); 0 = no cap (default 40)")
+    p.add_argument("--timeout", type=float, default=300.0, help="per run, seconds")
+    p.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
+    p.add_argument("--quick", action="store_true", help="2000 orders, 1 round")
+    # child mode (internal)
+    p.add_argument("--child", choices=tuple(CHILDREN), help=argparse.SUPPRESS)
+    for name in ("--registry", "--prefix", "--group", "--state-dir", "--report", "--output"):
+        p.add_argument(name, help=argparse.SUPPRESS)
+    p.add_argument("--events", type=int, default=0, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child:
+        CHILDREN[a.child](a)
+        return
+    if a.quick:
+        a.orders, a.rounds = 2000, 1
+    impls = [i.strip() for i in a.impls.split(",") if i.strip()]
+    if unknown := set(impls) - set(IMPLS):
+        p.error(f"unknown implementations: {', '.join(sorted(unknown))}")
+    benchkit.exit_on_sigterm()
+    from streams.generator import GeneratorConfig, generate, produce_to_kafka
+    from streams.topics import TopicNames
+
+    started, machine = time.monotonic(), benchkit.machine_line()
+    with benchkit.broker(a.bootstrap) as bootstrap:
+        a.bootstrap = bootstrap
+        registry, a.registry = start_registry(bootstrap)
+        try:
+            a.prefix = f"fb-{uuid.uuid4().hex[:6]}-"
+            inputs = TopicNames.with_prefix(a.prefix).inputs
+            generated = generate(GeneratorConfig(orders=a.orders, seed=a.seed))
+            produce_to_kafka(generated.events, bootstrap=bootstrap, registry_url=a.registry,
+                             topic_prefix=a.prefix, partitions=4)
+            offsets = benchkit.Offsets(bootstrap)
+            total = sum(offsets.end(t) for t in inputs)
+            print(f"input: {total:,} events of {a.orders:,} orders on {bootstrap}", flush=True)
+            runs: dict[str, list[benchkit.Run]] = {impl: [] for impl in impls}
+            for rnd in range(1, a.rounds + 1):
+                for impl in impls:  # interleaved: A B C D A B C D ...
+                    run = run_one(impl, a, total, inputs, offsets, f"r{rnd}")
+                    runs[impl].append(run)
+                    print(f"round {rnd} {impl:8s} {run.rate:>10,.0f} events/s "
+                          f"{run.cpu_us:7.1f} us/event {run.rss_mb:6.0f} MB ({run.events:,} "
+                          f"events in {run.seconds:.1f}s{', capped' if run.capped else ''})",
+                          flush=True)
+            offsets.close()
+        finally:
+            registry.stop()
+    setup = (f"{total:,} generated events ({a.orders:,} orders, seed {a.seed}, bad records "
+             f"included), 4 partitions, {a.rounds} interleaved round(s), medians; {machine}; "
+             f"total {time.monotonic() - started:.0f}s. Watched windows capped at "
+             f"{a.max_seconds:.0f}s. CPU = user+sys of the contender's process (all threads) "
+             "inside its window.")
+    benchkit.publish("fulfillment_bench", report(a, runs, setup))
+
+
+if __name__ == "__main__":
+    main()

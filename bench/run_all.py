@@ -1,0 +1,93 @@
+"""Run every `bench/*_bench.py` in sequence and join their tables in bench/results/README.md.
+
+    /work/main/.venv/bin/python bench/run_all.py [--quick] [--only peer,fulfillment]
+
+Each script runs with its own default sizes (or `--quick` where it offers one); one at a time,
+because they share the machine's cores with the broker. A script that writes
+bench/results/<name>.md contributes that file; for the others, the Markdown tables of their
+output are taken (or the tail of the output when there is none). A failing script is reported
+in the README and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+
+
+def tables_of(output: str) -> str:
+    """The Markdown table lines of a script's output, or its tail as a code block."""
+    lines = [line for line in output.splitlines() if line.startswith("|")]
+    if lines:
+        return "\n".join(lines)
+    tail = "\n".join(output.strip().splitlines()[-25:])
+    return f"```\n{tail}\n```"
+
+
+def run(script: Path, quick: bool, timeout: float) -> str:
+    name = script.stem
+    argv = [sys.executable, str(script)]
+    if quick:
+        help_text = subprocess.run([*argv, "--help"], capture_output=True, text=True).stdout
+        argv += ["--quick"] if "--quick" in help_text else []
+    print(f"\n=== {name}: {' '.join(argv[1:])}", flush=True)
+    started = time.time()
+    log = RESULTS / f"{name}.log"
+    try:
+        with open(log, "w") as out:
+            # Output goes to the log and to our terminal, line by line.
+            proc = subprocess.Popen(argv, cwd=BENCH.parent, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                if not line.startswith("%"):  # librdkafka's connection chatter
+                    print(line, end="", flush=True)
+            code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = -9
+    seconds = time.time() - started
+    own = RESULTS / f"{name}.md"
+    if own.exists() and own.stat().st_mtime >= started:
+        body = own.read_text().strip()
+        if not body.startswith("#"):
+            body = f"## {name}\n\n{body}"
+    else:
+        body = f"## {name}\n\n{tables_of(log.read_text(errors='replace'))}"
+    status = "" if code == 0 else f"\n\n**{name} failed (exit {code}); see {log.name}.**"
+    cmd = " ".join(["python", *(str(Path(a).relative_to(BENCH.parent)) if a == str(script)
+                                else a for a in argv[1:])])
+    return f"{body}{status}\n\n_{cmd}: {seconds:.0f}s_"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="pass --quick to scripts that have it")
+    p.add_argument("--only", help="comma-separated names without _bench (e.g. peer,serde)")
+    p.add_argument("--timeout", type=float, default=1200.0, help="per script, seconds")
+    a = p.parse_args()
+    scripts = sorted(BENCH.glob("*_bench.py"))
+    if a.only:
+        wanted = {f"{n.strip()}_bench" for n in a.only.split(",")}
+        scripts = [s for s in scripts if s.stem in wanted]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    sections = [run(script, a.quick, a.timeout) for script in scripts]
+    readme = RESULTS / "README.md"
+    readme.write_text(f"# Benchmark results\n\nRun {started} by `python bench/run_all.py"
+                      f"{' --quick' if a.quick else ''}`; each figure and ratio below was "
+                      "measured side by side within one script's run.\n\n"
+                      + "\n\n".join(sections) + "\n")
+    print(f"\nwrote {readme.relative_to(BENCH.parent)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
