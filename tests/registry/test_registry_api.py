@@ -182,6 +182,7 @@ def test_soft_then_hard_delete(http: httpx.Client, subject: str) -> None:
                                                                 "default": 0})
     first = registered_id(http, subject, v1)
     registered_id(http, subject, v2)
+    http.put(f"/config/{subject}", json={"compatibility": "FULL"})
     # Version-level deletes.
     assert http.delete(f"/subjects/{subject}/versions/2").json() == 2
     error(http.delete(f"/subjects/{subject}/versions/2"), 404, 40406)
@@ -208,6 +209,7 @@ def test_soft_then_hard_delete(http: httpx.Client, subject: str) -> None:
     assert http.delete(f"/subjects/{subject}", params={"permanent": "true"}).json() == [1]
     error(http.get(f"/subjects/{subject}/versions", params={"deleted": "true"}), 404, 40401)
     error(http.get(f"/schemas/ids/{first}"), 404, 40403)
+    error(http.get(f"/config/{subject}"), 404, 40408)  # its settings went with it
     # Registering again after a hard delete gets a fresh id: ids are never reused.
     assert registered_id(http, subject, v1) > first
 
