@@ -44,6 +44,8 @@ __all__ = [
     "fold_event",
     "is_closed",
     "new_state",
+    "republish",
+    "seen",
     "step",
     "timeline",
     "validate",
@@ -81,6 +83,22 @@ def step(state: State, event_kind: str, event: Event) -> FulfillmentState | None
     if fingerprint == state["vd"]:
         return None
     state["vd"] = fingerprint
+    state["v"] += 1
+    fs["version"] = state["v"]
+    return fs
+
+
+def seen(state: State, event_id: str) -> bool:
+    """True when ``event_id`` was already applied (a replay that ``step`` would ignore)."""
+    return event_id in state["ids"]
+
+
+def republish(state: State) -> FulfillmentState | None:
+    """The current canonical state as a new version, for a change that lives outside the
+    fold's facts (e.g. reconciliation reaching a verdict as stream time passes)."""
+    fs = derive(state)
+    if fs is None:
+        return None
     state["v"] += 1
     fs["version"] = state["v"]
     return fs

@@ -331,6 +331,7 @@ def derive(state: State) -> FulfillmentState | None:
         "fulfillment_status": fulfillment,
         "returns_status": returns_status,
         "financial_status": financial,
+        "reconciled": False,  # set by tables.order_pipeline, which knows the settlements
         "split": shipment_count > 1,
         "shipment_count": shipment_count,
         "open_exceptions": open_exceptions,

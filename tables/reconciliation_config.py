@@ -119,7 +119,9 @@ class ReconciliationConfig:
         )
     )
     fx_markers: tuple[str, ...] = ("fx", "currency conversion", "exchange")
-    proration: Literal["allocate", "floor"] = "allocate"
+    # "floor" is the fold's own definition of expected_charge (FulfillmentState) and the
+    # generator's: one definition, no 1-cent false amount_mismatch on partial cancellations.
+    proration: Literal["allocate", "floor"] = "floor"
 
     def lag_for(self, provider: str | None) -> int:
         if provider is None:

@@ -209,6 +209,7 @@ class FulfillmentState(TypedDict):
     fulfillment_status: FulfillmentStatus
     returns_status: ReturnsStatus
     financial_status: FinancialStatus
+    reconciled: bool
     split: bool
     shipment_count: int
     open_exceptions: list[ShipmentExceptionRef]

@@ -35,6 +35,7 @@ from tables.records import ReconciliationMismatch, WindowedMetric
 from tables.sla_rules import Rule
 
 __all__ = [
+    "assess",
     "deadlines_for",
     "evaluate_metric",
     "evaluate_order",
@@ -97,9 +98,12 @@ def _latest(fact: list[Any] | None) -> str | None:
     return None if fact is None else fact[-1]
 
 
-def _view(subject: Mapping[str, Any], mismatches: Iterable[Mapping[str, Any]]) -> _OrderView:
+def _view(subject: Mapping[str, Any], mismatches: Iterable[Mapping[str, Any]],
+          derived: Mapping[str, Any] | None = None) -> _OrderView:
     is_facts = "snap" in subject
-    fs = derive(subject) if is_facts else subject  # type: ignore[arg-type]
+    # The caller may already hold derive(subject): deriving is the costly part.
+    fs = derived if is_facts and derived is not None else (
+        derive(subject) if is_facts else subject)  # type: ignore[arg-type]
     order_id = subject["order_id"]
     if is_facts:
         returns = [
@@ -228,9 +232,10 @@ _KINDS: Mapping[str, Callable[[Rule, _OrderView], Iterator[_Candidate]]] = {
 
 
 def _candidates(
-    rules: Iterable[Rule], subject: Mapping[str, Any], mismatches: Iterable[Mapping[str, Any]]
+    rules: Iterable[Rule], subject: Mapping[str, Any], mismatches: Iterable[Mapping[str, Any]],
+    derived: Mapping[str, Any] | None = None,
 ) -> Iterator[tuple[Rule, _OrderView, _Candidate]]:
-    view = _view(subject, mismatches)
+    view = _view(subject, mismatches, derived)
     for rule in rules:
         if rule.scope == "order":
             for candidate in _KINDS[rule.kind](rule, view):
@@ -254,6 +259,27 @@ def evaluate_order(
         for rule, view, candidate in _candidates(rules, state, list(mismatches))
         if candidate.due_ms <= now_ms
     ]
+
+
+def assess(
+    rules: Iterable[Rule],
+    facts: Mapping[str, Any],
+    now_ms: int,
+    *,
+    mismatches: Iterable[ReconciliationMismatch | Mapping[str, Any]] = (),
+    derived: Mapping[str, Any] | None = None,
+) -> tuple[list[Breach], list[tuple[str, int]]]:
+    """``evaluate_order`` and ``deadlines_for(now_ms=now_ms)`` in one pass over the rules, for
+    the hot path; ``derived`` is ``derive(facts)`` when the caller already has it."""
+    breaches: list[Breach] = []
+    ahead: dict[str, int] = {}
+    for rule, view, candidate in _candidates(rules, facts, list(mismatches), derived):
+        if candidate.due_ms <= now_ms:
+            breaches.append(_order_breach(rule, view, candidate))
+        else:
+            parts = ["sla", view.order_id, rule.name, *candidate.key_labels.values()]
+            ahead[":".join(parts)] = candidate.due_ms
+    return breaches, sorted(ahead.items(), key=lambda item: (item[1], item[0]))
 
 
 def deadlines_for(

@@ -122,6 +122,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "fulfillment_status": "shipped",
         "returns_status": "none",
         "financial_status": "settled",
+        "reconciled": False,
         "split": False,
         "shipment_count": 1,
         "open_exceptions": [{"shipment_id": "s-1", "reason": "weather", "since": T0}],

@@ -80,9 +80,11 @@ def test_orders_without_a_promise_never_breach_ship_by() -> None:
 # --- delivery_late ---
 
 
-def test_delivery_late_needs_a_shipped_unit() -> None:
+def test_delivery_late_counts_unshipped_orders_too() -> None:
+    # The customer's promise is broken whether or not the parcel left the warehouse.
     unshipped = facts(order(), *walk("allocated", T0 + HOUR))
-    assert "delivery_late" not in fired(unshipped, DELIVER_BY + HOUR)
+    assert "delivery_late" not in fired(unshipped, DELIVER_BY - 1)
+    assert fired(unshipped, DELIVER_BY + HOUR)["delivery_late"].since_ms == DELIVER_BY
     shipped = facts(order(), *walk("in_transit", T0 + HOUR))
     assert "delivery_late" not in fired(shipped, DELIVER_BY - 1)
     assert fired(shipped, DELIVER_BY)["delivery_late"].since_ms == DELIVER_BY
@@ -223,12 +225,14 @@ def test_deadlines_are_the_times_evaluation_starts_breaching() -> None:
     assert deadlines == [
         ("sla:o-1:order_not_allocated", T0 + 24 * HOUR),
         ("sla:o-1:ship_by_breached", SHIP_BY),
+        ("sla:o-1:delivery_late", DELIVER_BY),
     ]
     for deadline_id, due in deadlines:
         rule = deadline_id.split(":")[2]
         assert rule not in fired(state, due - 1) and rule in fired(state, due)
     assert deadlines_for(RULES, state, now_ms=T0 + 24 * HOUR) == [
-        ("sla:o-1:ship_by_breached", SHIP_BY)
+        ("sla:o-1:ship_by_breached", SHIP_BY),
+        ("sla:o-1:delivery_late", DELIVER_BY),
     ]
 
 
