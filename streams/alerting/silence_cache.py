@@ -1,0 +1,42 @@
+"""The silences a deliverer checks, re-read from the silences topic every few seconds.
+
+A failed re-read keeps the silences already loaded: muting too little for a moment is better
+than stopping delivery, and muting nothing because the broker blinked would page everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from streams.alerting.silences import load_silences
+from tables.alerts import Silence
+
+log = logging.getLogger(__name__)
+
+
+class SilenceCache:
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.silences: list[Silence] = []
+        self.refreshes = 0
+
+    async def refresh(self) -> None:
+        found = await asyncio.to_thread(load_silences, self.bootstrap, self.topic)
+        self.silences = list(found.values())
+        self.refreshes += 1
+
+    async def keep_fresh(self, every_s: float, halt: asyncio.Event) -> None:
+        while not halt.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(halt.wait(), every_s)
+            if halt.is_set():
+                return
+            try:
+                await self.refresh()
+            except Exception as exc:  # broker unreachable for a moment
+                log.warning("could not re-read silences; keeping the ones loaded",
+                            extra={"topic": self.topic, "loaded": len(self.silences),
+                                   "error": f"{type(exc).__name__}: {exc}"})
