@@ -13,7 +13,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -163,7 +163,3 @@ def expire_silence(settings: Settings, silence_id: str) -> Silence:
         silence = known[matches[0]]
     _produce(settings, topic, silence.silence_id, None)
     return silence
-
-
-def active_only(silences: Iterable[Silence], now: int) -> list[Silence]:
-    return [s for s in silences if s.active(now)]

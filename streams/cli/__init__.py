@@ -6,7 +6,7 @@ import warnings
 
 import typer
 
-from streams.cli import broker, config, demo, dlq, generate, produce, replay, worker
+from streams.cli import alerts, broker, config, demo, dlq, generate, produce, replay, worker
 
 app = typer.Typer(
     name="fstreams",
@@ -22,6 +22,7 @@ app.command("worker")(worker.worker_command)
 app.command("demo")(demo.demo_command)
 app.command("produce")(produce.produce_command)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(alerts.app, name="alerts")
 app.command("replay")(replay.replay_command)
 app.command("generate")(generate.generate_command)
 
