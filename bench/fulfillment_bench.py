@@ -253,7 +253,8 @@ def main() -> None:
     if unknown := set(impls) - set(IMPLS):
         p.error(f"unknown implementations: {', '.join(sorted(unknown))}")
     benchkit.exit_on_sigterm()
-    from streams.generator import GeneratorConfig, generate, produce_to_kafka
+    from streams.generator import GeneratorConfig, generate
+    from streams.generator.output import produce_to_kafka
     from streams.topics import TopicNames
 
     started, machine = time.monotonic(), benchkit.machine_line()
