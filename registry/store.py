@@ -14,21 +14,15 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from registry.errors import OperationTimeout, StoreError
 from registry.records import MalformedRecord, RecordKey, decode, encode_value
 from registry.state import Outcome, RegistryState
+from registry.topic import ensure_schema_topic
 
 log = logging.getLogger(__name__)
 
-TOPIC_ALREADY_EXISTS = 36
-TOPIC_CONFIG = {
-    "cleanup.policy": "compact",
-    # Tombstones must outlive a replaying instance's read; one day is ample.
-    "delete.retention.ms": "86400000",
-}
 
 
 class KafkaStore:
@@ -63,7 +57,7 @@ class KafkaStore:
         return self._position
 
     async def start(self, startup_timeout: float = 60.0) -> None:
-        await self._ensure_topic()
+        await ensure_schema_topic(self.bootstrap_servers, self.topic, self.replication_factor)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
             acks="all",
@@ -106,33 +100,6 @@ class KafkaStore:
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.stop()
-
-    async def _ensure_topic(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
-        await admin.start()
-        try:
-            meta = await admin.describe_topics([self.topic])
-            existing = [
-                t for t in meta if t.get("topic") == self.topic and t.get("error_code") == 0
-            ]
-            if existing:
-                partitions = len(existing[0].get("partitions", []))
-                if partitions != 1:
-                    raise StoreError(
-                        f"schema topic {self.topic} has {partitions} partitions; it must have 1"
-                    )
-                return
-            brokers = len((await admin.describe_cluster()).get("brokers", [])) or 1
-            factor = min(self.replication_factor or 3, brokers)
-            response = await admin.create_topics(
-                [NewTopic(self.topic, 1, factor, topic_configs=TOPIC_CONFIG)]
-            )
-            for _topic, code, *rest in response.topic_errors:
-                if code not in (0, TOPIC_ALREADY_EXISTS):
-                    raise StoreError(f"creating schema topic {self.topic} failed: {code} {rest}")
-            log.info("created schema topic %s (replication factor %s)", self.topic, factor)
-        finally:
-            await admin.close()
 
     async def _follow(self) -> None:
         assert self._consumer is not None
