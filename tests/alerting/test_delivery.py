@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 from streams.alerting.breaker import CLOSED
 from streams.alerting.silences import create_silence, parse_matcher
+from streams.procs import ChildProcess, fstreams
 from streams.settings import Settings
 from tests.alerting.conftest import DeliveryRun
 from tests.alerting.support import (
@@ -126,3 +130,27 @@ async def test_gives_up_at_max_age_then_moves_on(
     assert len(statuses) >= 4  # the doomed one was retried before giving up
     stats = run.stats.as_dict()
     assert (stats["failed"], stats["delivered"]) == (2, 1)
+
+
+async def test_deliver_command_stops_cleanly_on_sigterm(
+        alert_settings: Settings, webhook: WebhookReceiver, tmp_path: Path) -> None:
+    produce_alerts(alert_settings, [alert("o-cli")])
+    log = tmp_path / "deliver.log"
+    child = ChildProcess("alerts-deliver", fstreams("alerts", "deliver", "--alertmanager-url",
+                                                    webhook.url), env={
+        "FSTREAMS_BOOTSTRAP_SERVERS": alert_settings.bootstrap_servers,
+        "FSTREAMS_REGISTRY_URL": alert_settings.registry_url,
+        "FSTREAMS_TOPIC_PREFIX": alert_settings.topic_prefix,
+        "FSTREAMS_APP_ID": alert_settings.app_id,
+        "FSTREAMS_LOG_FORMAT": "json",
+    }, log_path=log).start()
+    try:
+        await wait_until(lambda: bool(webhook.accepted()) or not child.running, timeout=30,
+                         what="delivery by the CLI")
+    finally:
+        returncode = await asyncio.to_thread(child.stop, 15)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert returncode == 0, log.read_text()[-2000:]
+    assert len(webhook.accepted()) == 1
+    [stopped] = [line for line in lines if line["msg"] == "alert delivery stopped"]
+    assert stopped["delivered"] == 1
