@@ -336,9 +336,11 @@ def test_store_error_for_a_record_the_log_cannot_hold(http: httpx.Client, subjec
 
 
 @pytest.fixture(scope="module")
-def slow_store(start_registry: StartRegistry) -> RegistryProcess:
+def slow_store(start_registry: StartRegistry) -> Iterator[RegistryProcess]:
     # A write timeout no real write can meet: every write times out.
-    return start_registry(env={"FSTREAMS_REGISTRY_WRITE_TIMEOUT": "0.0001"})
+    proc = start_registry(env={"FSTREAMS_REGISTRY_WRITE_TIMEOUT": "0.0001"})
+    yield proc
+    proc.stop()
 
 
 def test_write_timeout(slow_store: RegistryProcess) -> None:
@@ -350,7 +352,9 @@ def test_write_timeout(slow_store: RegistryProcess) -> None:
 @pytest.fixture(scope="module")
 def leaderless(start_registry: StartRegistry) -> Iterator[RegistryProcess]:
     # The only instance may not write, so no writer is ever elected.
-    yield start_registry(eligible=False, env={"FSTREAMS_REGISTRY_FORWARD_TIMEOUT": "1"})
+    proc = start_registry(eligible=False, env={"FSTREAMS_REGISTRY_FORWARD_TIMEOUT": "1"})
+    yield proc
+    proc.stop()
 
 
 def test_forwarding_error_when_no_writer(leaderless: RegistryProcess) -> None:

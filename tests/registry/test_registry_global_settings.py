@@ -19,6 +19,7 @@ def http(start_registry: StartRegistry) -> Iterator[httpx.Client]:
     proc = start_registry()
     with httpx.Client(base_url=proc.url, headers={"Content-Type": CT}, timeout=30) as client:
         yield client
+    proc.stop()
 
 
 def test_global_compatibility(http: httpx.Client) -> None:
