@@ -6,10 +6,19 @@ import json
 import uuid
 
 import pytest
-from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
+
+# The client's schema-registry module needs confluent-kafka's extras (authlib, cachetools).
+for _extra in ("authlib", "cachetools"):
+    pytest.importorskip(_extra, reason=f"confluent-kafka schema-registry extra {_extra} missing")
+
+from confluent_kafka.schema_registry import (  # noqa: E402
+    Schema,
+    SchemaReference,
+    SchemaRegistryClient,
+)
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer  # noqa: E402
+from confluent_kafka.schema_registry.error import SchemaRegistryError  # noqa: E402
 
 
 def order_schema(name: str, *extra: dict[str, object]) -> str:
