@@ -6,7 +6,7 @@ URL lists are comma-separated, e.g.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -30,6 +30,9 @@ class AlertingConfig(BaseSettings):
     group_id: str | None = Field(
         None, description="consumer group base (default <app_id>-alert-delivery); one group "
         "per receiver is derived from it")
+    start_from: Literal["latest", "earliest"] = Field(
+        "latest", description="where a receiver's new consumer group starts: latest = alerts "
+        "from now on; earliest = the whole retained topic (pages all of it again)")
     request_timeout_s: float = Field(10.0, gt=0, description="per HTTP attempt")
     backoff_initial_s: float = Field(0.5, gt=0, description="first retry delay (before jitter)")
     backoff_max_s: float = Field(60.0, gt=0, description="retry delays grow up to this")

@@ -47,10 +47,8 @@ async def run_delivery(settings: Settings, config: AlertingConfig, stop_event: a
     halt = asyncio.Event()  # ours: also set when a pump crashes, to stop the others
     topic = TopicNames.with_prefix(settings.topic_prefix).sla_alerts
     silences = SilenceCache(settings.bootstrap_servers, silences_topic(settings))
-    try:
-        await silences.refresh()
-    except Exception as exc:  # deliver anyway: an unreachable broker will show up below too
-        log.warning("could not read silences at start-up", extra={"error": str(exc)})
+    if not await _first_silences(silences, stop_event):
+        return stats
     log.info("alert delivery starting", extra={
         "topic": topic, "receivers": ",".join(r.name for r in receivers),
         "silences": len(silences.silences)})
@@ -94,6 +92,24 @@ def _pump(receiver: Receiver, settings: Settings, config: AlertingConfig, topic:
                         halt=halt)
 
 
+async def _first_silences(silences: SilenceCache, stop_event: asyncio.Event) -> bool:
+    """Load silences before sending anything (else a muted alert would page); False if
+    asked to stop meanwhile."""
+    delay = 0.5
+    while not stop_event.is_set():
+        try:
+            await silences.refresh()
+            return True
+        except Exception as exc:  # broker unreachable: nothing could be consumed either
+            log.warning("cannot read silences; not delivering until they are loaded",
+                        extra={"topic": silences.topic, "retry_in_s": delay,
+                               "error": f"{type(exc).__name__}: {exc}"})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop_event.wait(), delay)
+        delay = min(delay * 2, 30.0)
+    return False
+
+
 async def _mirror(stop_event: asyncio.Event, halt: asyncio.Event) -> None:
     await stop_event.wait()
     halt.set()
@@ -103,4 +119,5 @@ async def _log_stats(stats: DeliveryStats, every_s: float, halt: asyncio.Event) 
     while not halt.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(halt.wait(), every_s)
-        log.info("alert delivery counters", extra={k: stats.total(k) for k in COUNTERS})
+        if not halt.is_set():  # the final counters are logged on the way out
+            log.info("alert delivery counters", extra={k: stats.total(k) for k in COUNTERS})

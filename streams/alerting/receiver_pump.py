@@ -9,15 +9,14 @@ for an hour does not get the consumer thrown out of its group.
 
 A record's offset is committed once it was delivered, silenced, or given up on; a record in
 progress at shutdown or at a rebalance is delivered again later (at least once; PagerDuty
-dedups on the fingerprint).
+dedups on the fingerprint). A resolve is muted only when this process muted its trigger: after
+a restart it is sent, which at worst closes a page that was never opened.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import time
 from collections.abc import Collection
 from typing import Any
@@ -26,6 +25,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from streams.alerting.backoff import Halted, backoff_s, pause
 from streams.alerting.breaker import OPEN, CircuitBreaker
 from streams.alerting.config import AlertingConfig
 from streams.alerting.receivers import Outcome, Receiver, post
@@ -40,29 +40,6 @@ log = logging.getLogger(__name__)
 
 _SHUTDOWN_GRACE_S = 5.0  # let an HTTP attempt in flight finish before cancelling it
 _MAX_RECORDS = 500
-
-
-class Halted(Exception):
-    """Shutdown began while a record was in progress: leave it uncommitted."""
-
-
-async def pause(halt: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds``, raising Halted as soon as shutdown begins."""
-    if seconds > 0 and not halt.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(halt.wait(), seconds)
-    if halt.is_set():
-        raise Halted
-
-
-def backoff_s(attempt: int, initial_s: float, max_s: float) -> float:
-    """Delay after failed attempt ``attempt`` (1-based): exponential, "equal jitter".
-
-    Half the step is fixed so delays really grow; half is random so partitions retrying
-    against the same receiver spread out instead of arriving together.
-    """
-    step = min(max_s, initial_s * 2 ** min(attempt - 1, 32))
-    return step / 2 + random.uniform(0, step / 2)
 
 
 class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -97,13 +74,17 @@ class ReceiverPump:
         self._drains: dict[TopicPartition, asyncio.Task[None]] = {}
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id, client_id=f"fstreams-{group_id}",
-            enable_auto_commit=False, auto_offset_reset="earliest",
+            enable_auto_commit=False, auto_offset_reset=config.start_from,
             metadata_max_age_ms=30_000)  # notice a topic created after start-up soon
 
     async def run(self) -> None:
         """Deliver until ``halt`` is set; raises when a partition's delivery crashed."""
         self.consumer.subscribe([self.topic], listener=_Revocations(self))
-        await self.consumer.start()
+        try:
+            await self.consumer.start()
+        except BaseException:
+            await self.consumer.stop()  # releases its connections; start() does not
+            raise
         try:
             while not self.halt.is_set():
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=_MAX_RECORDS)

@@ -14,6 +14,7 @@ from streams.alerting.silences import load_silences
 from tables.alerts import Silence
 
 log = logging.getLogger(__name__)
+_READ_TIMEOUT_S = 3.0
 
 
 class SilenceCache:
@@ -24,7 +25,9 @@ class SilenceCache:
         self.refreshes = 0
 
     async def refresh(self) -> None:
-        found = await asyncio.to_thread(load_silences, self.bootstrap, self.topic)
+        # A short timeout: shutdown waits for this thread, and Ctrl-C should be quick.
+        found = await asyncio.to_thread(load_silences, self.bootstrap, self.topic,
+                                        timeout_s=_READ_TIMEOUT_S)
         self.silences = list(found.values())
         self.refreshes += 1
 

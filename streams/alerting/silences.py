@@ -119,10 +119,10 @@ def create_silence(settings: Settings, matchers: Sequence[Matcher], duration_ms:
     return silence
 
 
-def load_silences(bootstrap: str, topic: str) -> dict[str, Silence]:
+def load_silences(bootstrap: str, topic: str, *, timeout_s: float = 10.0) -> dict[str, Silence]:
     """Every silence not expired by a tombstone, by id (ended ones included)."""
     current: dict[str, Silence] = {}
-    for msg in read_to_end(bootstrap, topic):
+    for msg in read_to_end(bootstrap, topic, timeout_s=timeout_s):
         key = (msg.key() or b"").decode()
         value = msg.value()
         if value is None:

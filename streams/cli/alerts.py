@@ -241,6 +241,7 @@ def deliver_command(
     """
     import asyncio
 
+    from aiokafka.errors import KafkaError
     from pydantic import ValidationError
 
     from streams.alerting.config import AlertingConfig
@@ -260,6 +261,10 @@ def deliver_command(
     except (ValidationError, NoReceivers) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except KafkaError as exc:
+        typer.echo(f"error: Kafka at {settings.bootstrap_servers}: {exc}. Is the broker up? "
+                   "(fstreams broker status)", err=True)
+        raise typer.Exit(1) from None
 
 
 async def _deliver_until_signal(settings: Settings, config: Any) -> None:

@@ -17,8 +17,9 @@ from streams.settings import Settings
 from tests.alerting.support import WebhookReceiver, create_topic, sla_topic
 from tests.kafka_helpers import committed_offsets, end_offsets
 
-FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "silences_refresh_s": 0.5,
-        "request_timeout_s": 5.0}
+# Records are produced before delivery starts, so new groups start at the beginning.
+FAST = {"start_from": "earliest", "backoff_initial_s": 0.05, "backoff_max_s": 0.2,
+        "silences_refresh_s": 0.5, "request_timeout_s": 5.0}
 
 
 @pytest.fixture

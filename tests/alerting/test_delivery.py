@@ -143,6 +143,7 @@ async def test_deliver_command_stops_cleanly_on_sigterm(
         "FSTREAMS_TOPIC_PREFIX": alert_settings.topic_prefix,
         "FSTREAMS_APP_ID": alert_settings.app_id,
         "FSTREAMS_LOG_FORMAT": "json",
+        "FSTREAMS_ALERTING_START_FROM": "earliest",  # the record is older than the group
     }, log_path=log).start()
     try:
         await wait_until(lambda: bool(webhook.accepted()) or not child.running, timeout=30,
