@@ -12,7 +12,7 @@ from registry.errors import (
     SubjectNotFound,
     VersionNotFound,
 )
-from registry.requests import LATEST, SchemaSubmission
+from registry.payloads import LATEST, SchemaSubmission
 from registry.resolver import SchemaResolver
 from registry.state import AVRO, Identity, RegistryState, VersionEntry
 

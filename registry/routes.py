@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from registry.context import CONTEXT, RegistryContext
-from registry.requests import field_of, parse_version, schema_submission
+from registry.payloads import field_of, parse_version, schema_submission
 from registry.resolver import SUPPORTED_TYPES
 from registry.responses import flag, json_response, raw_response, read_json
 

@@ -27,9 +27,9 @@ from registry.errors import (
     VersionNotSoftDeleted,
     VersionSoftDeleted,
 )
+from registry.payloads import LATEST, SchemaSubmission
 from registry.queries import IMPORT, MODES, READONLY, RegistryQueries
 from registry.records import RecordKey
-from registry.requests import LATEST, SchemaSubmission
 from registry.state import AVRO, Identity, RegistryState, VersionEntry, schema_record_value
 from registry.store import KafkaStore
 

@@ -1,4 +1,4 @@
-"""Validation of request bodies: schema submissions, config and mode updates."""
+"""Request payloads: validation of schema submissions, version segments, config and mode bodies."""
 
 from __future__ import annotations
 
