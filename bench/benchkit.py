@@ -256,7 +256,19 @@ def publish(name: str, text: str) -> Path:
     return path
 
 
+def code_version() -> str:
+    """The commit measured, and whether product files differed from it (shared work tree)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    dirty = [line[3:] for line in git("status", "--porcelain").splitlines()
+             if not line[3:].startswith("bench/")]
+    return f"commit {head}" + (f" + uncommitted changes to {len(dirty)} product files"
+                               if dirty else "")
+
+
 def machine_line() -> str:
     load = os.getloadavg()[0]
     return (f"{os.cpu_count()} CPUs, load average {load:.1f} at start, "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {code_version()}")

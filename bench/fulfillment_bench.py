@@ -21,6 +21,9 @@ so the window can be up to ~1 s long at the end: a pessimistic bias for live).
 from __future__ import annotations
 
 import argparse
+import collections
+import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -153,6 +156,74 @@ def start_registry(bootstrap: str) -> tuple[benchkit.Child, str]:
     return child, url
 
 
+def live_worker(a: argparse.Namespace, run_id: str, state_dir: Path,
+                web_port: int = 0) -> benchkit.Child:
+    """A real `fstreams worker`, configured like tests/agents/conftest.py does."""
+    from streams.broker.launcher import free_port
+    from streams.procs import fstreams
+
+    return benchkit.Child(run_id, fstreams("worker"), env={
+        "FSTREAMS_BOOTSTRAP_SERVERS": a.bootstrap, "FSTREAMS_REGISTRY_URL": a.registry,
+        "FSTREAMS_TOPIC_PREFIX": a.prefix, "FSTREAMS_APP_ID": run_id,
+        "FSTREAMS_DATA_DIR": str(state_dir), "FSTREAMS_PARTITIONS": "4",
+        "FSTREAMS_WORKER_ID": run_id, "FSTREAMS_WEB_PORT": str(web_port or free_port())})
+
+
+def consumed(port: int) -> int:
+    """Input events the worker has processed, from its /metrics (exact, unlike commits)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+               if line.startswith("fstreams_events_consumed_total{"))
+
+
+def profile_live(a: argparse.Namespace) -> str:
+    """One extra, unmeasured live worker sampled by py-spy: where its CPU goes, per event."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return "_profile skipped: py-spy is not installed (pip install py-spy==0.4.1)_"
+    run_id = f"fb-profile-{uuid.uuid4().hex[:6]}"
+    state_dir = benchkit.WORK / "state" / run_id
+    state_dir.mkdir(parents=True, exist_ok=True)
+    raw = state_dir / "py-spy.raw"
+    from streams.broker.launcher import free_port
+
+    port = free_port()
+    child = live_worker(a, run_id, state_dir, port)
+    try:
+        deadline = time.monotonic() + a.timeout
+        while consumed(port) == 0:  # profile the steady state only
+            if not child.running or time.monotonic() > deadline:
+                raise child.fail("made no progress")
+            time.sleep(0.2)
+        c0, cpu0 = consumed(port), benchkit.proc_cpu_seconds(child.proc.pid)
+        subprocess.run([spy, "record", "-p", str(child.proc.pid), "-d", str(int(a.profile)),
+                        "-r", "100", "-f", "raw", "-o", str(raw), "--nonblocking"],
+                       check=True, capture_output=True)
+        events = consumed(port) - c0
+        cpu_us = (benchkit.proc_cpu_seconds(child.proc.pid) - cpu0) * 1e6 / max(events, 1)
+    finally:
+        child.stop()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frame = stack.rsplit(";", 1)[-1]
+        func, _, where = frame.partition(" (")
+        own[f"{func} ({where.rsplit(':', 1)[0]})"] += int(n)  # per function, not per line
+        total += int(n)
+    rows = [[f"`{f}`", f"{n / total * 100:.1f}%", f"{n / total * cpu_us:.1f}"]
+            for f, n in own.most_common(10)]
+    return (f"### live worker profile (py-spy, {a.profile:.0f}s, {events:,} events consumed "
+            f"in the window, {cpu_us:.0f} CPU us/event)\n\n"
+            + benchkit.markdown(["function (self time)", "share of samples", "~us/event"], rows))
+
+
 def run_one(impl: str, a: argparse.Namespace, total: int, inputs: tuple[str, ...],
             offsets: benchkit.Offsets, tag: str) -> benchkit.Run:
     run_id = f"fb-{impl}-{tag}-{uuid.uuid4().hex[:6]}"
@@ -162,14 +233,7 @@ def run_one(impl: str, a: argparse.Namespace, total: int, inputs: tuple[str, ...
     common = ["--bootstrap", a.bootstrap, "--registry", a.registry, "--prefix", a.prefix,
               "--group", run_id, "--state-dir", str(state_dir), "--events", str(total)]
     if impl == "live":
-        from streams.broker.launcher import free_port
-        from streams.procs import fstreams
-
-        child = benchkit.Child(run_id, fstreams("worker"), env={
-            "FSTREAMS_BOOTSTRAP_SERVERS": a.bootstrap, "FSTREAMS_REGISTRY_URL": a.registry,
-            "FSTREAMS_TOPIC_PREFIX": a.prefix, "FSTREAMS_APP_ID": run_id,
-            "FSTREAMS_DATA_DIR": str(state_dir), "FSTREAMS_PARTITIONS": "4",
-            "FSTREAMS_WORKER_ID": run_id, "FSTREAMS_WEB_PORT": str(free_port())})
+        child = live_worker(a, run_id, state_dir)
         run = benchkit.watch(child, lambda: offsets.committed(run_id, inputs), total,
                              timeout=a.timeout, max_seconds=a.max_seconds, interval=0.1)
     elif impl == "faust":
@@ -237,6 +301,8 @@ def main() -> None:
                    help="cap of a watched run's window (faust, live); 0 = no cap (default 40)")
     p.add_argument("--timeout", type=float, default=300.0, help="per run, seconds")
     p.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
+    p.add_argument("--profile", type=float, default=20.0,
+                   help="seconds of py-spy on one extra live worker after the rounds (0 = off)")
     p.add_argument("--quick", action="store_true", help="2000 orders, 1 round")
     # child mode (internal)
     p.add_argument("--child", choices=tuple(CHILDREN), help=argparse.SUPPRESS)
@@ -279,6 +345,7 @@ def main() -> None:
                           f"{run.cpu_us:7.1f} us/event {run.rss_mb:6.0f} MB ({run.events:,} "
                           f"events in {run.seconds:.1f}s{', capped' if run.capped else ''})",
                           flush=True)
+            profile = profile_live(a) if a.profile > 0 else ""
             offsets.close()
         finally:
             registry.stop()
@@ -287,7 +354,7 @@ def main() -> None:
              f"total {time.monotonic() - started:.0f}s. Watched windows capped at "
              f"{a.max_seconds:.0f}s. CPU = user+sys of the contender's process (all threads) "
              "inside its window.")
-    benchkit.publish("fulfillment_bench", report(a, runs, setup))
+    benchkit.publish("fulfillment_bench", report(a, runs, setup) + f"\n\n{profile}".rstrip())
 
 
 if __name__ == "__main__":
