@@ -262,3 +262,49 @@ def test_compatible_verdicts_hold_for_real_data(
     fastavro.schemaless_writer(buf, fastavro.parse_schema(schema), datum)
     buf.seek(0)
     fastavro.schemaless_reader(buf, fastavro.parse_schema(schema), fastavro.parse_schema(reader))
+
+
+@PROPS
+@given(avro_schemas(), avro_schemas())
+def test_full_is_backward_and_forward_and_transitive_includes_latest(
+    older: dict[str, Any], newer: dict[str, Any]
+) -> None:
+    newer = copy.deepcopy(newer)
+    newer["name"] = older["name"]  # same record name, so the field rules decide
+    backward, forward = _check(Level.BACKWARD, newer, older), _check(Level.FORWARD, newer, older)
+    assert bool(_check(Level.FULL, newer, older)) == bool(backward or forward)
+    # With one earlier version the transitive levels say exactly what the plain ones say.
+    for level, transitive in ((Level.BACKWARD, Level.BACKWARD_TRANSITIVE),
+                              (Level.FORWARD, Level.FORWARD_TRANSITIVE),
+                              (Level.FULL, Level.FULL_TRANSITIVE)):
+        assert _reasons(level, newer, older) == _reasons(transitive, newer, older)
+    # Transitive checks see at least the problems of the latest version.
+    assert _reasons(Level.FULL, newer, newer, older) <= _reasons(
+        Level.FULL_TRANSITIVE, newer, newer, older)
+
+
+def _reasons(level: Level, new: Any, *previous: Any) -> set[str]:
+    """The messages without the level's name (which differs between levels by design)."""
+    return {m.rsplit(", compatibility", 1)[0] for m in _check(level, new, *previous)}
+
+
+@pytest.mark.parametrize("writer", ["null", "boolean", "int", "long", "float", "double", "bytes",
+                                    "string"])
+@pytest.mark.parametrize("reader", ["null", "boolean", "int", "long", "float", "double", "bytes",
+                                    "string"])
+def test_primitive_resolution_table(writer: str, reader: str) -> None:
+    """Exactly the specification's promotions, and nothing else, resolve between primitives."""
+    allowed = {("int", "long"), ("int", "float"), ("int", "double"), ("long", "float"),
+               ("long", "double"), ("float", "double"), ("string", "bytes"), ("bytes", "string")}
+    assert compatible(reader, writer) == (writer == reader or (writer, reader) in allowed)
+
+
+@PROPS
+@given(st.lists(st.sampled_from(["A", "B", "C", "D", "E", "F"]), min_size=1, max_size=6,
+                unique=True), st.data())
+def test_enum_symbol_rules(symbols: list[str], data: st.DataObject) -> None:
+    writer = {"type": "enum", "name": "E", "symbols": symbols}
+    kept = data.draw(st.lists(st.sampled_from(symbols), min_size=1, unique=True))
+    reader = {"type": "enum", "name": "E", "symbols": kept}
+    assert compatible(reader, writer) == (set(symbols) <= set(kept))
+    assert compatible({**reader, "default": kept[0]}, writer)  # a default absorbs the rest
