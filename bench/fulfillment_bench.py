@@ -169,17 +169,26 @@ def live_worker(a: argparse.Namespace, run_id: str, state_dir: Path,
         "FSTREAMS_WORKER_ID": run_id, "FSTREAMS_WEB_PORT": str(web_port or free_port())})
 
 
-def consumed(port: int) -> int:
-    """Input events the worker has processed, from its /metrics (exact, unlike commits)."""
+def counters(port: int) -> dict[str, int]:
+    """The worker's own counters from its /metrics (events consumed are exact, unlike commits):
+    name -> value, summed over labels."""
     import urllib.request
 
+    out: dict[str, int] = {}
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             text = resp.read().decode()
     except OSError:
-        return 0
-    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
-               if line.startswith("fstreams_events_consumed_total{"))
+        return out
+    for line in text.splitlines():
+        if line.startswith("fstreams_") and line.split("{")[0].split(" ")[0].endswith("_total"):
+            name = line.split("{")[0].split(" ")[0]
+            out[name] = out.get(name, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
+def consumed(port: int) -> int:
+    return counters(port).get("fstreams_events_consumed_total", 0)
 
 
 def profile_live(a: argparse.Namespace) -> str:
@@ -206,6 +215,7 @@ def profile_live(a: argparse.Namespace) -> str:
                         "-r", "100", "-f", "raw", "-o", str(raw), "--nonblocking"],
                        check=True, capture_output=True)
         events = consumed(port) - c0
+        final = counters(port)
         cpu_us = (benchkit.proc_cpu_seconds(child.proc.pid) - cpu0) * 1e6 / max(events, 1)
     finally:
         child.stop()
@@ -219,9 +229,12 @@ def profile_live(a: argparse.Namespace) -> str:
         total += int(n)
     rows = [[f"`{f}`", f"{n / total * 100:.1f}%", f"{n / total * cpu_us:.1f}"]
             for f, n in own.most_common(10)]
+    seen = max(final.pop("fstreams_events_consumed_total", 0), 1)
+    per_event = ", ".join(f"{name[9:-6]} {n / seen:.2f}" for name, n in sorted(final.items()))
     return (f"### live worker profile (py-spy, {a.profile:.0f}s, {events:,} events consumed "
             f"in the window, {cpu_us:.0f} CPU us/event)\n\n"
-            + benchkit.markdown(["function (self time)", "share of samples", "~us/event"], rows))
+            + benchkit.markdown(["function (self time)", "share of samples", "~us/event"], rows)
+            + f"\n\nWorker counters per input event: {per_event or 'none'}.")
 
 
 def run_one(impl: str, a: argparse.Namespace, total: int, inputs: tuple[str, ...],
