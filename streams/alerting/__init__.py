@@ -3,10 +3,11 @@
 The lifecycle that decides *which* records exist is pure (``tables.alerts``); this package
 only reads what the stream wrote and gets it to people:
 
-* ``silences``   - silences kept in the compacted ``<prefix>alert-silences`` topic
-* ``listing``    - the latest record per fingerprint, for ``fstreams alerts list``
-* ``receivers``  - Alertmanager-webhook and PagerDuty-Events-v2 endpoints
-* ``breaker``    - one circuit breaker per receiver
-* ``delivery``   - the delivery consumer (``fstreams alerts deliver``, ``run_delivery``)
-* ``config``     - its settings (``FSTREAMS_ALERTING_*``)
+* ``silences``       silences in the compacted ``<prefix>alert-silences`` topic
+* ``silence_cache``  the silences a deliverer checks, re-read periodically
+* ``listing``        the latest record per fingerprint, for ``fstreams alerts list``
+* ``receivers``      Alertmanager-webhook and PagerDuty-Events-v2 endpoints
+* ``receiver_pump``  one receiver's consumer group: retries, backoff, breaker, commits
+* ``delivery``       ``run_delivery`` (``fstreams alerts deliver``)
+* ``breaker``, ``backoff``, ``stats``, ``topic_reader``, ``config`` (``FSTREAMS_ALERTING_*``)
 """
