@@ -46,7 +46,8 @@ async def run_delivery(settings: Settings, config: AlertingConfig, stop_event: a
     stats = stats if stats is not None else DeliveryStats()
     halt = asyncio.Event()  # ours: also set when a pump crashes, to stop the others
     topic = TopicNames.with_prefix(settings.topic_prefix).sla_alerts
-    silences = SilenceCache(settings.bootstrap_servers, silences_topic(settings))
+    silences = SilenceCache(settings.bootstrap_servers, silences_topic(settings),
+                            on_refresh=stats.silences_read)
     if not await _first_silences(silences, stop_event):
         return stats
     log.info("alert delivery starting", extra={

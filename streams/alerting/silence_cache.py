@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from streams.alerting.silences import load_silences
 from tables.alerts import Silence
@@ -18,18 +19,20 @@ _READ_TIMEOUT_S = 3.0
 
 
 class SilenceCache:
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str,
+                 on_refresh: Callable[[list[Silence]], None] | None = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.on_refresh = on_refresh
         self.silences: list[Silence] = []
-        self.refreshes = 0
 
     async def refresh(self) -> None:
         # A short timeout: shutdown waits for this thread, and Ctrl-C should be quick.
         found = await asyncio.to_thread(load_silences, self.bootstrap, self.topic,
                                         timeout_s=_READ_TIMEOUT_S)
         self.silences = list(found.values())
-        self.refreshes += 1
+        if self.on_refresh is not None:
+            self.on_refresh(self.silences)
 
     async def keep_fresh(self, every_s: float, halt: asyncio.Event) -> None:
         while not halt.is_set():

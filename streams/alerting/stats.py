@@ -5,6 +5,7 @@ Counts are per (record, receiver): one alert record sent to two receivers counts
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,11 @@ class ReceiverStats:
 @dataclass
 class DeliveryStats:
     receivers: dict[str, ReceiverStats] = field(default_factory=dict)
+    silences_loaded: int = 0  # silences known (active or not) after the last re-read
+    silences_loaded_at: float | None = None  # epoch seconds of that re-read (staleness)
+
+    def silences_read(self, silences: list[Any]) -> None:
+        self.silences_loaded, self.silences_loaded_at = len(silences), time.time()
 
     def receiver(self, name: str) -> ReceiverStats:
         return self.receivers.setdefault(name, ReceiverStats())
@@ -33,7 +39,9 @@ class DeliveryStats:
         return sum(getattr(r, counter) for r in self.receivers.values())
 
     def as_dict(self) -> dict[str, Any]:
-        """``{"delivered": n, ..., "receivers": {name: {"delivered": n, ...}}}``."""
+        """``{"delivered": n, ..., "silences_loaded": n, "receivers": {name: {...}}}``."""
         out: dict[str, Any] = {name: self.total(name) for name in COUNTERS}
+        out["silences_loaded"] = self.silences_loaded
+        out["silences_loaded_at"] = self.silences_loaded_at
         out["receivers"] = {name: dict(vars(r)) for name, r in sorted(self.receivers.items())}
         return out

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streams.alerting.breaker import CLOSED
-from streams.alerting.silences import create_silence, parse_matcher
+from streams.alerting.silences import create_silence, expire_silence, parse_matcher
 from streams.procs import ChildProcess, fstreams
 from streams.settings import Settings
 from tests.alerting.conftest import DeliveryRun
@@ -155,3 +155,25 @@ async def test_deliver_command_stops_cleanly_on_sigterm(
     assert len(webhook.accepted()) == 1
     [stopped] = [line for line in lines if line["msg"] == "alert delivery stopped"]
     assert stopped["delivered"] == 1
+
+
+async def test_silences_created_and_expired_while_running(
+        alert_settings: Settings, webhook: WebhookReceiver, deliver: Deliver) -> None:
+    run = deliver(alertmanager_urls=[webhook.url], silences_refresh_s=0.1)
+    produce_alerts(alert_settings, [alert("o-before")])
+    await wait_until(lambda: len(webhook.accepted()) == 1, what="first delivery")
+
+    silence = await asyncio.to_thread(create_silence, alert_settings,
+                                      [parse_matcher("order_id=~o-during.*")], 3_600_000,
+                                      comment="test")
+    await wait_until(lambda: run.stats.silences_loaded == 1, what="silence re-read")
+    produce_alerts(alert_settings, [alert("o-during")])
+    await wait_until(lambda: run.stats.total("silenced") == 1, what="silenced")
+
+    await asyncio.to_thread(expire_silence, alert_settings, silence.silence_id)
+    await wait_until(lambda: run.stats.silences_loaded == 0, what="expiry re-read")
+    produce_alerts(alert_settings, [alert("o-during-2")])
+    await run.wait_caught_up()
+
+    assert [r.body["alerts"][0]["labels"]["order_id"] for r in webhook.accepted()] == [
+        "o-before", "o-during-2"]
