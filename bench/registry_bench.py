@@ -227,11 +227,17 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare aiohttp run")
     args = parser.parse_args()
+    try:  # the registry uses uvloop when it is installed; so does the load generator
+        import uvloop  # type: ignore[import-not-found]
+
+        run = uvloop.run
+    except ImportError:
+        run = asyncio.run
     with broker(args.bootstrap) as bootstrap, registry(bootstrap) as (url, pid):
-        results = asyncio.run(bench(url, pid, args.schemas, args.concurrency, args.seconds))
+        results = run(bench(url, pid, args.schemas, args.concurrency, args.seconds))
     if not args.no_baseline:
         with baseline() as (url, pid):
-            results.append(asyncio.run(bench_baseline(url, pid, args.concurrency, args.seconds)))
+            results.append(run(bench_baseline(url, pid, args.concurrency, args.seconds)))
     if args.json:
         print(json.dumps(results, indent=2))
         return

@@ -143,7 +143,14 @@ def run(settings: RegistrySettings) -> None:
     with its reason and ends the process with status 1 instead of a traceback."""
     configure_logging(settings.log_level)
     try:
-        asyncio.run(serve(settings))
+        # uvloop, when installed, roughly halves the per-request cost of the HTTP stack.
+        import uvloop  # type: ignore[import-not-found]
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        runner(serve(settings))
     except (KafkaError, RegistryError, AuthFileError, OSError) as exc:
         log.error("the registry could not run: %s", getattr(exc, "message", None) or exc)
         sys.exit(1)
