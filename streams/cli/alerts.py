@@ -258,7 +258,12 @@ def deliver_command(
         config = AlertingConfig(**overrides)
         configure(settings.log_level, settings.log_format)
         asyncio.run(_deliver_until_signal(settings, config))
-    except (ValidationError, NoReceivers) as exc:
+    except ValidationError as exc:  # one line per problem, without pydantic's trailer
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "settings"
+            typer.echo(f"error: {where}: {problem['msg']}", err=True)
+        raise typer.Exit(2) from None
+    except NoReceivers as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except KafkaError as exc:
