@@ -179,8 +179,8 @@ def _join(path: str, part: str) -> str:
 
 
 def _names_match(r: Named, w: Named) -> bool:
-    # Unqualified names match as in the reference implementation; reader aliases may name the
-    # writer's full name or its unqualified name.
+    # Unqualified names match, so a namespace may change between versions; reader aliases may
+    # name the writer's full name or its unqualified name.
     if r.name == w.name:
         return True
     return any(a == w.fullname or a.rsplit(".", 1)[-1] == w.name for a in r.aliases)

@@ -1,4 +1,4 @@
-"""Registry errors with the Confluent error codes and HTTP statuses.
+"""Registry errors with Confluent-compatible error codes and HTTP statuses.
 
 Every failure a client can see is one of these; the HTTP layer renders them as
 ``{"error_code": N, "message": "..."}`` with the matching status.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 class RegistryError(Exception):
-    """Base class: carries the Confluent error code and the HTTP status it maps to."""
+    """Base class: carries the Confluent-compatible error code and the HTTP status it maps to."""
 
     status: int = 500
     error_code: int = 50001
@@ -137,7 +137,7 @@ class UnsupportedMediaType(RegistryError):
 
 
 class InvalidRequestBody(RegistryError):
-    """Malformed JSON or a body of the wrong shape (Confluent answers 400/422 here)."""
+    """Malformed JSON or a body of the wrong shape."""
 
     status, error_code = 400, 400
 

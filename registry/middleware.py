@@ -1,7 +1,7 @@
 """One middleware for every request: authentication, error rendering and metrics.
 
 A single layer (rather than three) keeps the per-request overhead of the hot read path small.
-Every failure leaves as a Confluent-style JSON error; stack traces go to the log only.
+Every failure leaves as a Confluent-compatible JSON error; stack traces go to the log only.
 """
 
 from __future__ import annotations

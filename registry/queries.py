@@ -1,4 +1,4 @@
-"""Read-only registry queries with Confluent semantics, answered from the in-memory state."""
+"""Read-only registry queries (Confluent-compatible semantics), answered from memory."""
 
 from __future__ import annotations
 

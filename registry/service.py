@@ -1,4 +1,4 @@
-"""The registry's write operations with Confluent semantics, independent of HTTP.
+"""The registry's write operations (Confluent-compatible semantics), independent of HTTP.
 
 Reads are inherited from ``RegistryQueries``. Writes run only on the elected writer, one at a
 time: each first applies everything already in the log (another instance may have written

@@ -1,4 +1,4 @@
-"""The REST API over HTTP: every endpoint and every Confluent error code."""
+"""The REST API over HTTP: every endpoint and every Confluent-compatible error code."""
 
 from __future__ import annotations
 

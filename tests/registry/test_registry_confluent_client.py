@@ -73,7 +73,8 @@ def test_serializer_round_trip_with_auto_registration(
     serializer = AvroSerializer(client, order_schema(name))
     ctx = SerializationContext(topic, MessageField.VALUE)
     payload = serializer({"order_id": "o-1", "total_cents": 1999}, ctx)
-    assert payload is not None and payload[0] == 0  # Confluent wire format: magic byte, id
+    # Confluent-compatible wire format: magic byte 0, then the 4-byte schema id.
+    assert payload is not None and payload[0] == 0
     schema_id = int.from_bytes(payload[1:5], "big")
     assert client.get_latest_version(f"{topic}-value").schema_id == schema_id
     # A fresh client (no cache) resolves the id through our registry.
