@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from registry.settings import ENV_PREFIX, RegistrySettings
 
@@ -70,11 +71,15 @@ def registry_command(
     """
     from registry.server import run
 
-    settings = RegistrySettings(
-        host=host, port=port, bootstrap_servers=bootstrap_servers, topic=topic, group_id=group_id,
-        advertised_url=advertised_url, auth_file=auth_file, leader_eligible=leader_eligible,
-        log_level=log_level,
-    )
+    try:
+        settings = RegistrySettings(
+            host=host, port=port, bootstrap_servers=bootstrap_servers, topic=topic,
+            group_id=group_id, advertised_url=advertised_url, auth_file=auth_file,
+            leader_eligible=leader_eligible, log_level=log_level,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(problems) from None
     run(settings)
 
 

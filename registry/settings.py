@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "FSTREAMS_REGISTRY_"
@@ -35,6 +35,13 @@ class RegistrySettings(BaseSettings):
     forward_timeout: float = Field(15.0, gt=0, description="seconds to wait for the elected writer")
     startup_timeout: float = Field(60.0, gt=0, description="seconds to replay the topic at start")
     log_level: str = Field("INFO", description="logging level")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
 
     @property
     def effective_group_id(self) -> str:

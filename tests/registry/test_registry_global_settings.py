@@ -86,3 +86,16 @@ def test_cli_command_is_a_plain_typer_function() -> None:
     for option in ("--port", "--bootstrap-servers", "--topic", "--auth-file", "--log-level"):
         assert option in result.output
     assert "FSTREAMS_REGISTRY_" in result.output  # options read their environment variables
+
+
+def test_cli_rejects_invalid_settings_with_a_message() -> None:
+    import typer
+
+    from registry.cli import registry_command
+
+    app = typer.Typer()
+    app.command("registry")(registry_command)
+    app.command("other")(lambda: None)
+    for args, fragment in ((["--port", "70000"], "port"), (["--log-level", "LOUD"], "log_level")):
+        result = CliRunner().invoke(app, ["registry", *args])
+        assert result.exit_code == 2 and fragment in result.output
