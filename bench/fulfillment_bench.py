@@ -191,6 +191,31 @@ def consumed(port: int) -> int:
     return counters(port).get("fstreams_events_consumed_total", 0)
 
 
+# Where a sample's time belongs: the leaf-most frame matching one of these (in this order).
+COMPONENTS = (
+    ("streams/serde.py", "Avro encode/decode (streams/serde.py, fastavro)"),
+    ("fastavro", "Avro encode/decode (streams/serde.py, fastavro)"),
+    ("streams/sink.py", "output sink (librdkafka produce/poll/flush)"),
+    ("streams/timers.py", "timers table (streams/timers.py)"),
+    ("faust/stores", "RocksDB store (faust/stores)"),
+    ("faust/transport/producer", "Faust producer: table changelogs via aiokafka"),
+    ("aiokafka/producer", "Faust producer: table changelogs via aiokafka"),
+    ("streams/batching.py", "KeyedBatch (state JSON, table get/set)"),
+    ("faust/tables", "Faust table bookkeeping (faust/tables)"),
+    ("tables/", "domain: fold, evaluate, SLA, reconciliation (tables/)"),
+    ("aiokafka/", "aiokafka consumer / network"),
+    ("faust/", "Faust stream/consumer machinery"),
+)
+
+
+def component(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for pattern, name in COMPONENTS:
+            if pattern in frame:
+                return name
+    return "event loop and everything else"
+
+
 def profile_live(a: argparse.Namespace) -> str:
     """One extra, unmeasured live worker sampled by py-spy: where its CPU goes, per event."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -220,20 +245,28 @@ def profile_live(a: argparse.Namespace) -> str:
     finally:
         child.stop()
     own: collections.Counter[str] = collections.Counter()
+    parts: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
-        frame = stack.rsplit(";", 1)[-1]
-        func, _, where = frame.partition(" (")
+        frames = stack.split(";")
+        func, _, where = frames[-1].partition(" (")
         own[f"{func} ({where.rsplit(':', 1)[0]})"] += int(n)  # per function, not per line
+        parts[component(frames)] += int(n)
         total += int(n)
-    rows = [[f"`{f}`", f"{n / total * 100:.1f}%", f"{n / total * cpu_us:.1f}"]
-            for f, n in own.most_common(10)]
+    total = max(total, 1)
+
+    def rows(counter: collections.Counter[str], code: bool) -> list[list[str]]:
+        return [[f"`{f}`" if code else f, f"{n / total * 100:.1f}%", f"{n / total * cpu_us:.0f}"]
+                for f, n in counter.most_common(10)]
     seen = max(final.pop("fstreams_events_consumed_total", 0), 1)
     per_event = ", ".join(f"{name[9:-6]} {n / seen:.2f}" for name, n in sorted(final.items()))
     return (f"### live worker profile (py-spy, {a.profile:.0f}s, {events:,} events consumed "
             f"in the window, {cpu_us:.0f} CPU us/event)\n\n"
-            + benchkit.markdown(["function (self time)", "share of samples", "~us/event"], rows)
+            + benchkit.markdown(["component", "share of samples", "~CPU us/event"],
+                                rows(parts, False)) + "\n\n"
+            + benchkit.markdown(["function (self time)", "share of samples", "~CPU us/event"],
+                                rows(own, True))
             + f"\n\nWorker counters per input event: {per_event or 'none'}.")
 
 

@@ -427,7 +427,7 @@ def main() -> None:
                 runs[impl].append(run)
                 print(f"round {rnd} {impl:7s} {run.rate:>10,.0f} events/s {run.cpu_us:7.1f} "
                       f"us/event {run.rss_mb:6.0f} MB ({run.events:,} events in "
-                      f"{run.seconds:.1f}s)", flush=True)
+                      f"{run.seconds:.1f}s{', capped' if run.capped else ''})", flush=True)
         offsets.close()
     setup = (f"{size:,} Avro records (mean {mean_size:.0f} B), {keys:,} keys, 4 partitions, "
              f"{a.rounds} interleaved round(s), medians; {machine}; "
