@@ -1,12 +1,16 @@
-"""The fulfillment agent: the co-partitioned join of the four input streams, one state per order.
+"""The fulfillment agent: the co-partitioned join of the four input streams, one record per
+order, and everything derived from it — canonical states, reconciliation mismatches, SLA alerts.
 
 Faust's stream-stream joins are stubs, so the join is what Kafka Streams does underneath: all
 four topics are keyed by order_id with equal partition counts, one agent consumes them together,
-and every event is folded into the order's state in a RocksDB table (changelog in Kafka) by the
-pure `tables.fulfillment.step`. A changed canonical state goes to `fulfillment-states`.
+and every event is folded into the order's record in a RocksDB table (changelog in Kafka) by
+the pure `tables.order_pipeline`. Reconciliation and SLA verdicts are evaluated here too, on
+the same record in the same batch (see that module for why), and deadlines ("unsettled after
+5 days") fire from stream-time timers (`streams/timers.py`).
 
-The loop is batch-shaped for speed (see streams/batching.py and streams/sink.py): decode and
-fold every event of a batch, write each touched order once, hand outputs to librdkafka.
+The loop is batch-shaped for speed (streams/batching.py, streams/sink.py): decode and fold
+every event of a batch, evaluate each changed order once, write each touched order once,
+hand outputs to librdkafka.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from typing import Any
 from faust.types import EventT, TableT
 
 from streams.app import Pipeline
-from streams.batching import KeyedBatch
+from streams.batching import KeyedBatch, TableWriter
 from streams.schema_source import RegistryUnavailable
 from streams.serde import DecodeError
-from streams.topics import ORDER_STATE_TABLE
-from tables import fulfillment
+from streams.timers import TimerIndex
+from streams.topics import ORDER_STATE_TABLE, ORDER_TIMERS_TABLE
+from tables import fulfillment, order_pipeline
+from tables.order_pipeline import Outputs, PipelineConfig, Record
 
 log = logging.getLogger(__name__)
 STAGE_DECODE = "decode"
@@ -32,49 +38,100 @@ STAGE_FOLD = "fold"
 
 
 class FulfillmentProcessor:
-    """One batch of input events -> table writes, canonical states and dead letters."""
+    """One batch of input events -> table writes, derived records and dead letters."""
 
-    def __init__(self, pipeline: Pipeline, table: TableT) -> None:
+    def __init__(self, pipeline: Pipeline, table: TableT, timers: TimerIndex,
+                 config: PipelineConfig) -> None:
         services = pipeline.services
-        self.names = pipeline.names
+        names = self.names = pipeline.names
         self.table = table
+        self.writer = TableWriter(table, services["sink"])
+        self.timers = timers
+        self.config = config
         self.decoders = services["decoders"]
         self.sink = services["sink"]
         self.dead_letters = services["dead_letters"]
         self.counters: dict[str, int] = services.setdefault("counters", {})
-        self.kinds = {topic: self.names.kind_of(topic) for topic in self.names.inputs}
-        self.states_topic = self.names.fulfillment_states
-        self.encode_state = services["encoders"][self.states_topic].encode
+        self.kinds = {topic: names.kind_of(topic) for topic in names.inputs}
+        encoders = services["encoders"]
+        self.outputs = {  # output -> (topic, encode, counter)
+            "state": (names.fulfillment_states, encoders[names.fulfillment_states].encode,
+                      "states_emitted"),
+            "mismatch": (names.reconciliation_mismatches,
+                         encoders[names.reconciliation_mismatches].encode, "mismatch_records"),
+            "alert": (names.sla_alerts, encoders[names.sla_alerts].encode, "alert_records"),
+        }
 
     async def process(self, events: Sequence[EventT]) -> None:
-        batch: KeyedBatch[dict[str, Any]] = KeyedBatch(self.table)
+        batch: KeyedBatch[Record] = KeyedBatch(self.table, self.writer)
         counters = self.counters
+        # key -> (latest canonical state of this batch or None, its last event)
+        dirty: dict[bytes, tuple[Any, EventT]] = {}
+        last_of_partition: dict[int, EventT] = {}
         for event in events:
             msg = event.message
             counters[msg.topic] = counters.get(msg.topic, 0) + 1
             try:
-                record = self._decode(event)
+                value = self._decode(event)
             except RegistryUnavailable:
-                record = await self._decode_when_registry_returns(event)
-            if record is None:
+                value = await self._decode_when_registry_returns(event)
+            if value is None:
                 continue
-            kind = self.kinds[msg.topic]
             key = msg.key or b""
-            state = batch.get(key, event)
-            if state is None:
-                state = fulfillment.new_state(key.decode())
+            self.timers.clock(msg.partition, event).observe(value["event_time"])
+            last_of_partition[msg.partition] = event
+            record = batch.get(key, event)
+            if record is None:
+                record = order_pipeline.new_record(key.decode())
             try:
-                emitted = fulfillment.step(state, kind, record)
+                out = order_pipeline.on_event(record, self.kinds[msg.topic], value)
             except Exception as exc:  # a fold bug must not stop the stream; keep the evidence
                 log.exception("fold failed", extra={"order_id": key.decode(errors="replace")})
                 self._dead_letter(event, exc, STAGE_FOLD)
                 continue
-            batch.put(key, state, event)
-            if emitted is not None:
-                self.sink.produce(self.states_topic, key, self.encode_state(emitted))
-                counters["states_emitted"] = counters.get("states_emitted", 0) + 1
+            batch.put(key, record, event)
+            if out.state is not None:
+                self._emit("state", key, order_pipeline.stamp(record, out.state))
+            if out.needs_evaluation:
+                state = out.state if out.state is not None else dirty.get(key, (None,))[0]
+                dirty[key] = (state, event)
+        for partition, event in last_of_partition.items():
+            self._evaluate_partition(partition, event, batch, dirty)
         batch.flush()
         self.sink.poll()
+        self.writer.checkpoint()
+        self.timers.writer.checkpoint()
+
+    def _evaluate_partition(self, partition: int, event: EventT, batch: KeyedBatch[Record],
+                            dirty: dict[bytes, tuple[Any, EventT]]) -> None:
+        """Evaluate the partition's changed orders and its due timers at its stream time."""
+        clock = self.timers.clock(partition, event)
+        now = clock.now()
+        self.timers.save_clock(partition, event)
+        if now is None:
+            return
+        pending = {key: state for key, (state, ev) in dirty.items()
+                   if ev.message.partition == partition}
+        for key in self.timers.pop_due(partition, now, event):
+            pending.setdefault(key, None)
+        for key, state in pending.items():
+            record = batch.get(key, event)
+            if record is None:  # a timer left by an order that has since expired
+                continue
+            out: Outputs = order_pipeline.evaluate(record, now, self.config, state)
+            batch.put(key, record, event)
+            self.timers.move(key, out.previous_due, record["due"], event)
+            if out.state is not None:
+                self._emit("state", key, out.state)
+            for mismatch in out.mismatches:
+                self._emit("mismatch", key, mismatch)
+            for alert in out.alerts:
+                self._emit("alert", key, alert)
+
+    def _emit(self, output: str, key: bytes, record: dict[str, Any]) -> None:
+        topic, encode, counter = self.outputs[output]
+        self.sink.produce(topic, key, encode(record))
+        self.counters[counter] = self.counters.get(counter, 0) + 1
 
     async def _decode_when_registry_returns(self, event: EventT) -> dict[str, Any] | None:
         """A new writer schema id while the registry is down: the record is fine, we just
@@ -112,9 +169,16 @@ class FulfillmentProcessor:
 
 def register(pipeline: Pipeline) -> None:
     app, settings, names = pipeline.app, pipeline.settings, pipeline.names
-    table = pipeline.bytes_table(ORDER_STATE_TABLE, help="per-order fold state")
+    table = pipeline.bytes_table(ORDER_STATE_TABLE, help="per-order record")
+    timer_table = pipeline.bytes_table(ORDER_TIMERS_TABLE, help="stream-time timers")
+    timers = TimerIndex(timer_table, TableWriter(timer_table, pipeline.services["sink"]),
+                        settings.allowed_lateness_ms)
     pipeline.services["order_table"] = table
-    processor = FulfillmentProcessor(pipeline, table)
+    processor = FulfillmentProcessor(pipeline, table, timers, PipelineConfig())
+
+    @app.on_partitions_revoked.connect
+    async def _forget_clocks(app: Any, revoked: Any, **kwargs: Any) -> None:
+        timers.forget_partitions()
     source = pipeline.topic(*names.inputs)
 
     @app.agent(source, name="fulfillment")

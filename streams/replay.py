@@ -32,8 +32,12 @@ from streams.dlq import DeadLetterSink
 from streams.schema_source import RegistrySchemaSource, SchemaSource
 from streams.serde import DecodeError, WireDecoder, WireEncoder
 from streams.settings import Settings
-from streams.topics import ORDER_STATE_TABLE, TopicNames, changelog_topic
+from streams.timers import CLOCK_KEY, timer_key
+from streams.topics import ORDER_STATE_TABLE, ORDER_TIMERS_TABLE, TopicNames, changelog_topic
 from tables import fulfillment
+from tables.clock import StreamClock
+from tables.order_pipeline import PipelineConfig
+from tables.order_runner import OrderRunner
 
 log = logging.getLogger(__name__)
 BATCH = 20_000
@@ -56,6 +60,8 @@ class ReplaySummary:
     events: int = 0
     by_topic: dict[str, int] = field(default_factory=dict)
     states_emitted: int = 0
+    mismatches_emitted: int = 0
+    alerts_emitted: int = 0
     orders_written: int = 0
     tombstones: int = 0
     dead_letters: int = 0
@@ -69,7 +75,8 @@ class ReplaySummary:
     def render(self) -> str:
         topics = ", ".join(f"{t} {n}" for t, n in sorted(self.by_topic.items()))
         return (f"replayed {self.events} events ({topics}) in {self.seconds:.1f}s "
-                f"= {self.events_per_second:,.0f} events/s; {self.states_emitted} states "
+                f"= {self.events_per_second:,.0f} events/s; {self.states_emitted} states, "
+                f"{self.mismatches_emitted} mismatch and {self.alerts_emitted} alert records "
                 f"emitted, {self.orders_written} orders written to the changelog, "
                 f"{self.tombstones} tombstones, {self.dead_letters} dead letters")
 
@@ -95,6 +102,8 @@ class Replayer:
         self.source = source or RegistrySchemaSource.from_settings(settings)
         self.progress = progress
         self.changelog = changelog_topic(settings.app_id, ORDER_STATE_TABLE)
+        self.timers_changelog = changelog_topic(settings.app_id, ORDER_TIMERS_TABLE)
+        self.config = PipelineConfig()
         self.group = settings.app_id
         bootstrap = settings.bootstrap_servers
         self.consumer = Consumer({
@@ -135,22 +144,22 @@ class Replayer:
         return ranges
 
     # -- state ---------------------------------------------------------------------------------
-    def _load_changelog(self) -> tuple[dict[bytes, dict[str, Any]], dict[bytes, int]]:
-        """Current table state from the changelog (last value per key wins)."""
-        states: dict[bytes, dict[str, Any]] = {}
-        partition_of: dict[bytes, int] = {}
+    def _read_changelog(self, topic: str) -> dict[int, dict[bytes, bytes]]:
+        """A table as its changelog holds it: partition -> key -> latest value."""
+        tables: dict[int, dict[bytes, bytes]] = {}
         reader = Consumer({"bootstrap.servers": self.settings.bootstrap_servers,
                            "group.id": f"{self.group}-replay-reader",
                            "enable.auto.commit": False})
         try:
-            meta = reader.list_topics(self.changelog, timeout=10).topics.get(self.changelog)
+            meta = reader.list_topics(topic, timeout=10).topics.get(topic)
             if meta is None or meta.error is not None:
-                return states, partition_of
+                return tables
             for p in meta.partitions:
-                low, high = reader.get_watermark_offsets(TopicPartition(self.changelog, p), 15)
+                low, high = reader.get_watermark_offsets(TopicPartition(topic, p), 15)
                 if high <= low:
                     continue
-                reader.assign([TopicPartition(self.changelog, p, low)])
+                table = tables.setdefault(p, {})
+                reader.assign([TopicPartition(topic, p, low)])
                 done = False
                 while not done:
                     for msg in reader.consume(10_000, timeout=5):
@@ -158,14 +167,32 @@ class Replayer:
                             raise KafkaException(msg.error())
                         key, value = msg.key(), msg.value()
                         if value is None:
-                            states.pop(key, None)
+                            table.pop(key, None)
                         else:
-                            states[key] = json.loads(value)
-                            partition_of[key] = p
+                            table[key] = value
                         done = msg.offset() >= high - 1
         finally:
             reader.close()
-        return states, partition_of
+        return tables
+
+    def _runners(self, rebuild: bool) -> tuple[dict[int, OrderRunner], dict[int, set[bytes]]]:
+        """One in-memory runner per partition, loaded from the tables' changelogs (unless
+        rebuilding); plus the keys each partition's changelogs hold now (for tombstones)."""
+        records = self._read_changelog(self.changelog)
+        timers = self._read_changelog(self.timers_changelog)
+        runners: dict[int, OrderRunner] = {}
+        existing: dict[int, set[bytes]] = {}
+        for p in range(self.settings.partitions):
+            existing[p] = set(records.get(p, {})) | {
+                t for t in timers.get(p, {}) if t != CLOCK_KEY}
+            loaded = {} if rebuild else {k.decode(): json.loads(v)
+                                          for k, v in records.get(p, {}).items()}
+            runner = OrderRunner(self.config, self.settings.allowed_lateness_ms, loaded)
+            clock = timers.get(p, {}).get(CLOCK_KEY)
+            if clock is not None and not rebuild:
+                runner.clock = StreamClock.restore(json.loads(clock))
+            runners[p] = runner
+        return runners, existing
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, plan: ReplayPlan) -> ReplaySummary:
@@ -177,17 +204,25 @@ class Replayer:
         started = time.monotonic()
         summary = ReplaySummary()
         ranges = {tp: r for tp, r in self._ranges(plan).items() if r[1] > r[0]}
-        old_states, old_partitions = self._load_changelog()
-        states: dict[bytes, dict[str, Any]] = {} if plan.rebuild else old_states
-        touched: dict[bytes, int] = {}
+        runners, existing = self._runners(plan.rebuild)
+        due_before = {(p, key): rec["due"] for p, r in runners.items()
+                      for key, rec in r.records.items()}
         decoders = {t: WireDecoder.for_record(self.source, names.record_of(t))
                     for t in names.inputs}
         kinds = {t: names.kind_of(t) for t in names.inputs}
-        states_topic = names.fulfillment_states
-        encode = WireEncoder.for_topic(self.source, states_topic, "FulfillmentState").encode
+        outputs = {
+            "state": names.fulfillment_states,
+            "mismatch": names.reconciliation_mismatches,
+            "alert": names.sla_alerts,
+        }
+        encoders = {
+            "state": WireEncoder.for_topic(self.source, outputs["state"], "FulfillmentState"),
+            "mismatch": WireEncoder.for_topic(self.source, outputs["mismatch"],
+                                              "ReconciliationMismatch"),
+            "alert": WireEncoder.for_topic(self.source, outputs["alert"], "SlaAlert"),
+        }
         dead = DeadLetterSink(settings.bootstrap_servers, self.source, names=names,
                               worker_id=f"{settings.worker_id}-replay")
-        produce = self.producer.produce
         remaining = dict(ranges)
         if remaining:
             self.consumer.assign([TopicPartition(tp.topic, tp.partition, start)
@@ -195,6 +230,7 @@ class Replayer:
         ends = {(tp.topic, tp.partition): end for tp, (_, end) in ranges.items()}
         by_topic = summary.by_topic
         while remaining:
+            chunks: dict[int, list[tuple[str, str, dict[str, Any]]]] = {}
             for msg in self.consumer.consume(BATCH, timeout=1.0):
                 if msg.error():
                     raise KafkaException(msg.error())
@@ -219,21 +255,14 @@ class Replayer:
                                   msg.headers() or [], exc, stage)
                     summary.dead_letters += 1
                     continue
-                key = msg.key() or b""
-                state = states.get(key)
-                if state is None:
-                    state = states[key] = fulfillment.new_state(key.decode())
-                emitted = fulfillment.step(state, kinds[topic], record)
-                touched[key] = partition
-                if emitted is not None:
-                    summary.states_emitted += 1
+                key = (msg.key() or b"").decode()
+                chunks.setdefault(partition, []).append((key, kinds[topic], record))
+            for partition, chunk in chunks.items():
+                for output, key, derived in runners[partition].process_batch(chunk):
+                    self._count(summary, output)
                     if not plan.dry_run:
-                        while True:
-                            try:
-                                produce(states_topic, encode(emitted), key)
-                                break
-                            except BufferError:
-                                self.producer.poll(0.5)
+                        self._produce(outputs[output], key.encode(),
+                                      encoders[output].encode(derived))
             self.producer.poll(0)
             summary.events = sum(by_topic.values())
             if self.progress is not None:
@@ -241,13 +270,9 @@ class Replayer:
                 self.progress(summary)
         summary.events = sum(by_topic.values())
         if not plan.dry_run:
-            self._ensure_changelog()
-            self._write_changelog(states, touched, summary)
-            if plan.rebuild:
-                for key, partition in old_partitions.items():
-                    if key not in states:
-                        produce(self.changelog, None, key, partition=partition)
-                        summary.tombstones += 1
+            self._ensure_changelog(self.changelog)
+            self._ensure_changelog(self.timers_changelog)
+            self._write_tables(runners, due_before, existing, plan.rebuild, summary)
             if self.producer.flush(60) or dead.flush(60):
                 raise RuntimeError("replay outputs were not all acknowledged; nothing committed")
             self._commit(ends)
@@ -255,32 +280,67 @@ class Replayer:
         summary.seconds = time.monotonic() - started
         return summary
 
-    def _ensure_changelog(self) -> None:
-        """Create the changelog as Faust would (compacted, co-partitioned) if it is missing."""
+    @staticmethod
+    def _count(summary: ReplaySummary, output: str) -> None:
+        if output == "state":
+            summary.states_emitted += 1
+        elif output == "mismatch":
+            summary.mismatches_emitted += 1
+        else:
+            summary.alerts_emitted += 1
+
+    def _produce(self, topic: str, key: bytes, value: bytes | None,
+                 partition: int | None = None) -> None:
+        while True:
+            try:
+                if partition is None:
+                    self.producer.produce(topic, value, key)
+                else:
+                    self.producer.produce(topic, value, key, partition=partition)
+                return
+            except BufferError:  # local queue full: let librdkafka drain it
+                self.producer.poll(0.5)
+
+    def _write_tables(self, runners: dict[int, OrderRunner],
+                      due_before: dict[tuple[int, str], int | None],
+                      existing: dict[int, set[bytes]], rebuild: bool,
+                      summary: ReplaySummary) -> None:
+        """Hand over to the live agent: every record, its timer and each partition's clock,
+        written to the changelogs exactly as the agent would have; stale keys tombstoned."""
+        for p, runner in runners.items():
+            kept: set[bytes] = set()
+            for key, record in runner.records.items():
+                raw_key = key.encode()
+                kept.add(raw_key)
+                self._produce(self.changelog, raw_key,
+                              json.dumps(record, separators=(",", ":")).encode(), p)
+                summary.orders_written += 1
+                if record["due"] is not None:
+                    timer = timer_key(record["due"], raw_key)
+                    kept.add(timer)
+                    if due_before.get((p, key)) != record["due"]:
+                        self._produce(self.timers_changelog, timer, b"", p)
+            if runner.clock.max_event_ms is not None:
+                self._produce(self.timers_changelog, CLOCK_KEY,
+                              json.dumps(runner.clock.snapshot()).encode(), p)
+            for stale in existing[p] - kept:
+                topic = self.changelog if not stale[:1].isdigit() else self.timers_changelog
+                self._produce(topic, stale, None, p)
+                summary.tombstones += 1
+
+    def _ensure_changelog(self, name: str) -> None:
+        """Create a changelog as Faust would (compacted, co-partitioned) if it is missing."""
         admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers})
-        if self.changelog in admin.list_topics(timeout=10).topics:
+        if name in admin.list_topics(timeout=10).topics:
             return
-        topic = NewTopic(self.changelog, num_partitions=self.settings.partitions,
+        topic = NewTopic(name, num_partitions=self.settings.partitions,
                          replication_factor=self.settings.replication_factor,
                          config={"cleanup.policy": "compact"})
         try:
-            admin.create_topics([topic])[self.changelog].result(timeout=30)
+            admin.create_topics([topic])[name].result(timeout=30)
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
-
-    def _write_changelog(self, states: dict[bytes, dict[str, Any]], touched: dict[bytes, int],
-                         summary: ReplaySummary) -> None:
-        dumps = json.dumps
-        for key, partition in touched.items():
-            value = dumps(states[key], separators=(",", ":")).encode()
-            while True:
-                try:
-                    self.producer.produce(self.changelog, value, key, partition=partition)
-                    break
-                except BufferError:
-                    self.producer.poll(0.5)
-            summary.orders_written += 1
 
     def _commit(self, ends: dict[tuple[str, int], int]) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in ends.items()]

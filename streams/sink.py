@@ -44,22 +44,30 @@ class OutputSink:
         self._failed: list[str] = []
         self.produced = 0
         self.delivered = 0
+        # Highest acknowledged offset per (topic, partition): table writers checkpoint it.
+        self.acked: dict[tuple[str, int], int] = {}
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self._failed.append(f"{msg.topic()}: {err.str()}")
         else:
             self.delivered += 1
+            tp = (msg.topic(), msg.partition())
+            offset = msg.offset()
+            if offset > self.acked.get(tp, -1):
+                self.acked[tp] = offset
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
-                headers: list[tuple[str, bytes]] | None = None) -> None:
+                headers: list[tuple[str, bytes]] | None = None,
+                partition: int = -1) -> None:
+        """Queue one record; `partition` -1 lets the (murmur2) partitioner choose."""
         try:
-            self._producer.produce(topic, value, key, headers=headers,
+            self._producer.produce(topic, value, key, partition, headers=headers,
                                    on_delivery=self._on_delivery)
         except BufferError:
             # Local queue full: serve delivery reports until there is room (back-pressure).
             self._producer.flush(5.0)
-            self._producer.produce(topic, value, key, headers=headers,
+            self._producer.produce(topic, value, key, partition, headers=headers,
                                    on_delivery=self._on_delivery)
         self.produced += 1
 

@@ -55,6 +55,7 @@ class TopicNames:
 
 
 ORDER_STATE_TABLE = "order-state"
+ORDER_TIMERS_TABLE = "order-timers"
 
 
 def changelog_topic(app_id: str, table: str) -> str:

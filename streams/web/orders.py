@@ -14,7 +14,7 @@ from faust.web import Request, Response, View
 
 from streams.app import Pipeline
 from streams.web.errors import json_error
-from tables import fulfillment
+from tables import fulfillment, order_pipeline
 
 # Order ids are opaque, but bounded: this keeps junk (and path tricks) out of table lookups.
 ORDER_ID = re.compile(r"^[A-Za-z0-9._:#@-]{1,128}$")
@@ -40,21 +40,21 @@ def register(pipeline: Pipeline) -> None:
     async def order(view: View, request: Request, order_id: str) -> Response:
         if (bad := _bad_id(order_id)) is not None:
             return bad
-        state = _load(pipeline, order_id)
-        derived = None if state is None else fulfillment.derive(state)
-        if derived is None:
-            reason = ("no events for this order" if state is None else
+        record = _load(pipeline, order_id)
+        derived = None if record is None else order_pipeline.fulfillment_state(record)
+        if record is None or derived is None:
+            reason = ("no events for this order" if record is None else
                       "events arrived for this order but the order itself has not (orphan)")
             return json_error(404, f"order {order_id!r} not found: {reason}")
-        derived["version"] = state["v"] if state else 0
-        return view.json(derived)
+        return view.json({**derived, "open_mismatches": list(record["rec"].values()),
+                          "alerts": list(order_pipeline.open_alerts(record))})
 
     @app.page("/orders/{order_id}/timeline", name="order_timeline")
     @app.table_route(table=table, match_info="order_id")
     async def order_timeline(view: View, request: Request, order_id: str) -> Response:
         if (bad := _bad_id(order_id)) is not None:
             return bad
-        state = _load(pipeline, order_id)
-        if state is None:
+        record = _load(pipeline, order_id)
+        if record is None:
             return json_error(404, f"order {order_id!r} not found: no events for this order")
-        return view.json({"order_id": order_id, "events": fulfillment.timeline(state)})
+        return view.json({"order_id": order_id, "events": fulfillment.timeline(record["f"])})

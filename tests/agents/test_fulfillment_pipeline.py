@@ -10,7 +10,6 @@ import pytest
 
 from streams.generator.build import generate
 from streams.generator.config import GeneratorConfig
-from streams.generator.emit import GeneratedEvent
 from streams.generator.output import produce_to_kafka
 from streams.schema_source import RegistrySchemaSource
 from streams.serde import WireDecoder
@@ -18,33 +17,10 @@ from streams.settings import Settings
 from streams.topics import TopicNames
 from tables import fulfillment
 from tests.agents.conftest import StartWorker
+from tests.agents.oracle import live_records, oracle_records, verdicts
 from tests.kafka_helpers import end_offsets, read_topic, wait_for_zero_lag
 
 pytestmark = pytest.mark.broker
-KINDS = {"orders": "order", "shipments": "shipment", "returns": "return",
-         "settlements": "settlement"}
-
-
-def _key(ev: GeneratedEvent) -> str:
-    assert ev.value is not None
-    return ev.key if ev.key is not None else ev.value["settlement_line_id"]
-
-
-def pure_fold(events: list[GeneratedEvent]) -> dict[str, dict[str, Any]]:
-    """The oracle: every valid event folded per key, in event-time order."""
-    by_key: dict[str, list[GeneratedEvent]] = defaultdict(list)
-    for ev in events:
-        if not ev.is_bad:
-            by_key[_key(ev)].append(ev)
-    final: dict[str, dict[str, Any]] = {}
-    for key, evs in by_key.items():
-        state = fulfillment.new_state(key)
-        for ev in sorted(evs, key=lambda e: (e.value["event_time"], e.value["event_id"])):
-            fulfillment.apply(state, KINDS[ev.topic], ev.value)
-        derived = fulfillment.derive(state)
-        if derived is not None:
-            final[key] = derived
-    return final
 
 
 def emitted_states(settings: Settings, names: TopicNames) -> dict[str, list[dict[str, Any]]]:
@@ -70,13 +46,28 @@ def test_generated_traffic_matches_truth_and_the_pure_fold(
     wait_for_zero_lag(settings.bootstrap_servers, settings.app_id, names.inputs,
                       workers=[worker])
 
+    # The live table equals the pure pipeline run over what the input topics hold: canonical
+    # state, reconciled verdict, open mismatches and firing alerts of every order.
+    live = verdicts(live_records(settings))
+    assert live == verdicts(oracle_records(settings))
+
+    # The emitted stream ends where the table is: versions count up by one, the last one is
+    # the order's canonical state.
     emitted = emitted_states(settings, names)
-    oracle = pure_fold(generated.events)
-    assert set(emitted) == set(oracle), "an order is missing or extra on fulfillment-states"
+    assert set(emitted) == {k for k, v in live.items() if v["state"] is not None}
     for order_id, versions in emitted.items():
         assert [s["version"] for s in versions] == list(range(1, len(versions) + 1)), order_id
-        assert fulfillment.canonical_view(versions[-1]) == fulfillment.canonical_view(
-            oracle[order_id]), f"{order_id}: live result differs from the pure fold"
+        assert fulfillment.canonical_view(versions[-1]) == live[order_id]["state"], order_id
+
+    # Every injected money fault is open as a mismatch, and nothing else is (clean orders
+    # produce none); every unresolved SLA breach is firing.
+    open_mismatches = {(key, m["category"]) for key, record in live_records(settings).items()
+                       for m in record["rec"].values()}
+    expected = {(m["order_id"] or m["settlement_line_ids"][0], m["category"])
+                for m in generated.truth.mismatches}
+    early = {(m["order_id"] or m["settlement_line_ids"][0], m["category"])
+             for m in generated.truth.not_yet_due if "category" in m}
+    assert expected <= open_mismatches <= expected | early
 
     truth = generated.truth.orders
     for order_id, expected in truth.items():

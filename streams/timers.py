@@ -1,0 +1,76 @@
+"""Stream-time timers for Faust agents, kept in a RocksDB-backed table (changelog in Kafka).
+
+Faust has no event-time timers, and a heap of every order's deadline does not fit in one
+table value. So a timer is a key of its own, `b"<due ms, 13 digits>|<order key>"`, in a
+table co-partitioned with the orders: RocksDB keeps keys sorted, so the timers due at stream
+time `now` are a prefix scan of the partition's database that stops at the first later key.
+Each partition's stream clock is kept under a key that sorts after every timer.
+
+All writes happen in the context of an event of the same partition (`enter_event`), so they
+land in that partition's store and changelog, like any table write.
+"""
+
+from __future__ import annotations
+
+import json
+
+from faust.types import EventT, TableT
+
+from streams.batching import TableWriter, enter_event
+from tables.clock import StreamClock
+
+CLOCK_KEY = b"\xffclock"
+
+
+def timer_key(due_ms: int, key: bytes) -> bytes:
+    return b"%013d|%s" % (due_ms, key)
+
+
+class TimerIndex:
+    def __init__(self, table: TableT, writer: TableWriter, allowed_lateness_ms: int) -> None:
+        self.table = table
+        self.writer = writer
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self._clocks: dict[int, StreamClock] = {}
+
+    def clock(self, partition: int, event: EventT) -> StreamClock:
+        clock = self._clocks.get(partition)
+        if clock is None:
+            enter_event(event)
+            raw = self.table.get(CLOCK_KEY)
+            clock = (StreamClock.restore(json.loads(raw)) if raw is not None
+                     else StreamClock(self.allowed_lateness_ms))
+            self._clocks[partition] = clock
+        return clock
+
+    def save_clock(self, partition: int, event: EventT) -> None:
+        self.writer.put(CLOCK_KEY, json.dumps(self._clocks[partition].snapshot()).encode(),
+                        event)
+
+    def forget_partitions(self) -> None:
+        """After a rebalance the clocks of partitions we lost must be re-read when regained."""
+        self._clocks.clear()
+
+    def move(self, key: bytes, previous_due: int | None, due: int | None,
+             event: EventT) -> None:
+        if previous_due == due:
+            return
+        if previous_due is not None:
+            self.writer.put(timer_key(previous_due, key), None, event)
+        if due is not None:
+            self.writer.put(timer_key(due, key), b"", event)
+
+    def pop_due(self, partition: int, now_ms: int, event: EventT) -> list[bytes]:
+        """Order keys whose timer is due at `now_ms` in `partition`; their timers are removed."""
+        store = self.table.data
+        db = store._db_for_partition(partition)  # the partition's RocksDB, keys sorted
+        bound = b"%013d}" % now_ms  # '}' sorts after '|': every timer due at or before now
+        due: list[bytes] = []
+        for raw in db.keys():  # noqa: SIM118 - streams keys from RocksDB in sorted order
+            if raw >= bound:
+                break
+            if raw[:1].isdigit():
+                due.append(raw)
+        for raw in due:
+            self.writer.put(raw, None, event)
+        return [raw.split(b"|", 1)[1] for raw in due]
