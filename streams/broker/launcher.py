@@ -89,7 +89,9 @@ class BrokerConfig:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "true",
+            # Off: a metadata request for a missing topic must not create it with defaults
+            # (wrong partition count, no compaction). Everything declares its topics.
+            "auto.create.topics.enable": "false",
             "log.cleaner.backoff.ms": "1000",
             "log.retention.check.interval.ms": "5000",
             "message.max.bytes": "8388608",
