@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from faust.types import EventT, TableT
+from faust.types import TP, EventT, TableT
 
 from streams.app import Pipeline
 from streams.batching import KeyedBatch, TableWriter
@@ -30,6 +30,7 @@ from streams.timers import TimerIndex
 from streams.topics import ORDER_STATE_TABLE, ORDER_TIMERS_TABLE
 from tables import fulfillment, order_pipeline
 from tables.order_pipeline import Outputs, PipelineConfig, Record
+from tables.order_runner import KINDS
 
 log = logging.getLogger(__name__)
 STAGE_DECODE = "decode"
@@ -45,6 +46,8 @@ class FulfillmentProcessor:
         services = pipeline.services
         names = self.names = pipeline.names
         self.table = table
+        self.consumer = pipeline.app.consumer
+        self._positions: dict[TP, int] = {}  # next offset to read, per input partition
         self.writer = TableWriter(table, services["sink"])
         self.timers = timers
         self.config = config
@@ -78,13 +81,15 @@ class FulfillmentProcessor:
             if value is None:
                 continue
             key = msg.key or b""
-            self.timers.clock(msg.partition, event).observe(value["event_time"])
+            kind = self.kinds[msg.topic]
+            self._positions[msg.tp] = msg.offset + 1
+            self.timers.clock(msg.partition, event).observe(kind, value["event_time"])
             last_of_partition[msg.partition] = event
             record = batch.get(key, event)
             if record is None:
                 record = order_pipeline.new_record(key.decode())
             try:
-                out = order_pipeline.on_event(record, self.kinds[msg.topic], value)
+                out = order_pipeline.on_event(record, kind, value)
             except Exception as exc:  # a fold bug must not stop the stream; keep the evidence
                 log.exception("fold failed", extra={"order_id": key.decode(errors="replace")})
                 self._dead_letter(event, exc, STAGE_FOLD)
@@ -106,12 +111,18 @@ class FulfillmentProcessor:
                             dirty: dict[bytes, tuple[Any, EventT]]) -> None:
         """Evaluate the partition's changed orders and its due timers at its stream time."""
         clock = self.timers.clock(partition, event)
-        now = clock.now()
+        now = clock.now(self._idle_inputs(partition))
         self.timers.save_clock(partition, event)
-        if now is None:
-            return
         pending = {key: state for key, (state, ev) in dirty.items()
                    if ev.message.partition == partition}
+        if now is None:  # an input still has data to read: evaluate once time moves
+            for key in pending:
+                record = batch.get(key, event)
+                if record is not None:
+                    self.timers.move(key, record["due"], 0, event)
+                    record["due"] = 0
+                    batch.put(key, record, event)
+            return
         for key in self.timers.pop_due(partition, now, event):
             pending.setdefault(key, None)
         for key, state in pending.items():
@@ -119,14 +130,38 @@ class FulfillmentProcessor:
             if record is None:  # a timer left by an order that has since expired
                 continue
             out: Outputs = order_pipeline.evaluate(record, now, self.config, state)
-            batch.put(key, record, event)
             self.timers.move(key, out.previous_due, record["due"], event)
+            if out.expired:  # closed and quiet for the retention: tombstone it
+                batch.delete(key, event)
+                self.counters["orders_expired"] = self.counters.get("orders_expired", 0) + 1
+                continue
+            batch.put(key, record, event)
             if out.state is not None:
                 self._emit("state", key, out.state)
             for mismatch in out.mismatches:
                 self._emit("mismatch", key, mismatch)
             for alert in out.alerts:
                 self._emit("alert", key, alert)
+
+    def forget_positions(self) -> None:
+        self._positions.clear()
+
+    def _idle_inputs(self, partition: int) -> frozenset[str]:
+        """Input kinds of `partition` read to their end (their time must not hold the clock
+        back); an input whose end is not known yet counts as busy."""
+        consumer = self.consumer
+        idle = set()
+        for topic, kind in self.kinds.items():
+            tp = TP(topic, partition)
+            highwater = consumer.highwater(tp)  # end offset as of the last fetch, or None
+            if highwater is None:
+                continue
+            position = self._positions.get(tp)
+            if position is None:  # nothing read from it in this process: where we resume
+                position = consumer._committed_offset.get(tp) or 0
+            if position >= highwater:
+                idle.add(kind)
+        return frozenset(idle)
 
     def _emit(self, output: str, key: bytes, record: dict[str, Any]) -> None:
         topic, encode, counter = self.outputs[output]
@@ -172,13 +207,15 @@ def register(pipeline: Pipeline) -> None:
     table = pipeline.bytes_table(ORDER_STATE_TABLE, help="per-order record")
     timer_table = pipeline.bytes_table(ORDER_TIMERS_TABLE, help="stream-time timers")
     timers = TimerIndex(timer_table, TableWriter(timer_table, pipeline.services["sink"]),
-                        settings.allowed_lateness_ms)
+                        KINDS, settings.allowed_lateness_ms)
     pipeline.services["order_table"] = table
-    processor = FulfillmentProcessor(pipeline, table, timers, PipelineConfig())
+    processor = FulfillmentProcessor(pipeline, table, timers, PipelineConfig(
+        closed_order_retention_ms=settings.closed_order_retention_ms))
 
     @app.on_partitions_revoked.connect
     async def _forget_clocks(app: Any, revoked: Any, **kwargs: Any) -> None:
         timers.forget_partitions()
+        processor.forget_positions()
     source = pipeline.topic(*names.inputs)
 
     @app.agent(source, name="fulfillment")

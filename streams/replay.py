@@ -35,9 +35,9 @@ from streams.settings import Settings
 from streams.timers import CLOCK_KEY, timer_key
 from streams.topics import ORDER_STATE_TABLE, ORDER_TIMERS_TABLE, TopicNames, changelog_topic
 from tables import fulfillment
-from tables.clock import StreamClock
+from tables.clock import AlignedClock
 from tables.order_pipeline import PipelineConfig
-from tables.order_runner import OrderRunner
+from tables.order_runner import ALL_IDLE, KINDS, OrderRunner
 
 log = logging.getLogger(__name__)
 BATCH = 20_000
@@ -103,7 +103,8 @@ class Replayer:
         self.progress = progress
         self.changelog = changelog_topic(settings.app_id, ORDER_STATE_TABLE)
         self.timers_changelog = changelog_topic(settings.app_id, ORDER_TIMERS_TABLE)
-        self.config = PipelineConfig()
+        self.config = PipelineConfig(
+            closed_order_retention_ms=settings.closed_order_retention_ms)
         self.group = settings.app_id
         bootstrap = settings.bootstrap_servers
         self.consumer = Consumer({
@@ -190,7 +191,7 @@ class Replayer:
             runner = OrderRunner(self.config, self.settings.allowed_lateness_ms, loaded)
             clock = timers.get(p, {}).get(CLOCK_KEY)
             if clock is not None and not rebuild:
-                runner.clock = StreamClock.restore(json.loads(clock))
+                runner.clock = AlignedClock.restore(KINDS, json.loads(clock))
             runners[p] = runner
         return runners, existing
 
@@ -223,6 +224,14 @@ class Replayer:
         }
         dead = DeadLetterSink(settings.bootstrap_servers, self.source, names=names,
                               worker_id=f"{settings.worker_id}-replay")
+        def emit(items: list[tuple[str, str, Any]]) -> None:
+            for output, key, derived in items:
+                if output == "expired":  # dropped from the runner: tombstoned below
+                    continue
+                self._count(summary, output)
+                if not plan.dry_run:
+                    self._produce(outputs[output], key.encode(), encoders[output].encode(derived))
+
         remaining = dict(ranges)
         if remaining:
             self.consumer.assign([TopicPartition(tp.topic, tp.partition, start)
@@ -258,13 +267,17 @@ class Replayer:
                 key = (msg.key() or b"").decode()
                 chunks.setdefault(partition, []).append((key, kinds[topic], record))
             for partition, chunk in chunks.items():
-                for output, key, derived in runners[partition].process_batch(chunk):
-                    self._count(summary, output)
-                    if not plan.dry_run:
-                        self._produce(outputs[output], key.encode(),
-                                      encoders[output].encode(derived))
+                # Inputs of this partition read to their end no longer hold stream time back.
+                busy = {kinds[tp.topic] for tp in remaining if tp.partition == partition}
+                idle = frozenset(k for k in kinds.values() if k not in busy)
+                emit(runners[partition].process_batch(chunk, idle))
             self.producer.poll(0)
             summary.events = sum(by_topic.values())
+            if not remaining:  # everything read: time is the newest event of each partition
+                for runner in runners.values():
+                    now = runner.clock.now(ALL_IDLE)
+                    if now is not None:
+                        emit(runner.advance(now))
             if self.progress is not None:
                 summary.seconds = time.monotonic() - started
                 self.progress(summary)

@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     topic_prefix: str = Field("", description="prefix for every topic name (tests, tenants)")
     allowed_lateness_ms: int = Field(5 * 60_000, description="stream time = max event time - this")
-    closed_order_retention_ms: int = Field(14 * 86_400_000, description="keep closed orders")
+    closed_order_retention_ms: int = Field(
+        90 * 86_400_000, description="closed orders leave the table this long after their last "
+        "event (chargebacks arrive weeks late)")
     batch_max_events: int = Field(500, description="events per batch on the live path")
     batch_timeout_s: float = Field(0.05, description="max wait to fill a batch")
 

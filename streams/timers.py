@@ -17,7 +17,7 @@ import json
 from faust.types import EventT, TableT
 
 from streams.batching import TableWriter, enter_event
-from tables.clock import StreamClock
+from tables.clock import AlignedClock
 
 CLOCK_KEY = b"\xffclock"
 
@@ -27,19 +27,21 @@ def timer_key(due_ms: int, key: bytes) -> bytes:
 
 
 class TimerIndex:
-    def __init__(self, table: TableT, writer: TableWriter, allowed_lateness_ms: int) -> None:
+    def __init__(self, table: TableT, writer: TableWriter, sources: tuple[str, ...],
+                 allowed_lateness_ms: int) -> None:
         self.table = table
         self.writer = writer
+        self.sources = sources
         self.allowed_lateness_ms = allowed_lateness_ms
-        self._clocks: dict[int, StreamClock] = {}
+        self._clocks: dict[int, AlignedClock] = {}
 
-    def clock(self, partition: int, event: EventT) -> StreamClock:
+    def clock(self, partition: int, event: EventT) -> AlignedClock:
         clock = self._clocks.get(partition)
         if clock is None:
             enter_event(event)
             raw = self.table.get(CLOCK_KEY)
-            clock = (StreamClock.restore(json.loads(raw)) if raw is not None
-                     else StreamClock(self.allowed_lateness_ms))
+            clock = (AlignedClock.restore(self.sources, json.loads(raw)) if raw is not None
+                     else AlignedClock(self.sources, self.allowed_lateness_ms))
             self._clocks[partition] = clock
         return clock
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-__all__ = ["Deadlines", "StreamClock"]
+__all__ = ["AlignedClock", "Deadlines", "StreamClock"]
 
 
 class StreamClock:
@@ -156,3 +156,64 @@ class Deadlines:
 
     def __repr__(self) -> str:
         return f"Deadlines({len(self._live)} scheduled, next_due={self.next_due()})"
+
+
+class AlignedClock:
+    """Stream time of a partition fed by several inputs (the four topics of one partition).
+
+    Inputs are consumed at different speeds: during a catch-up the orders topic can be hours
+    of event time ahead of the shipments topic. Taking the maximum over all inputs would fire
+    deadlines ("not shipped by ship-by") before the shipments that meet them were read — a
+    false page. So time is the slowest input's time, like Kafka Streams' timestamp-ordered
+    processing and Flink's watermark alignment: an input that has not been read yet holds
+    time back, and only an *idle* input (read to its end) is left out. With every input idle
+    time is the newest event seen, minus the allowed lateness.
+    """
+
+    __slots__ = ("_allowed_lateness_ms", "_floor", "_max", "sources")
+
+    def __init__(self, sources: tuple[str, ...] | list[str], allowed_lateness_ms: int = 0) -> None:
+        self.sources = tuple(sources)
+        self._allowed_lateness_ms = int(allowed_lateness_ms)
+        self._max: dict[str, int] = {}
+        self._floor: int | None = None  # time never moves back (an idle input waking up)
+
+    def observe(self, source: str, event_time_ms: int) -> None:
+        current = self._max.get(source)
+        if current is None or event_time_ms > current:
+            self._max[source] = int(event_time_ms)
+
+    @property
+    def max_event_ms(self) -> int | None:
+        return max(self._max.values(), default=None)
+
+    def now(self, idle: frozenset[str] | set[str] = frozenset()) -> int | None:
+        """Stream time given which inputs are idle; None while an active input is unread."""
+        if not self._max:
+            return None
+        times = []
+        for source in self.sources:
+            if source in idle:
+                continue
+            seen = self._max.get(source)
+            if seen is None:
+                return None  # an input with data still to read: time cannot move yet
+            times.append(seen)
+        now = (min(times) if times else max(self._max.values())) - self._allowed_lateness_ms
+        if self._floor is not None and now < self._floor:
+            return self._floor
+        self._floor = now
+        return now
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"allowed_lateness_ms": self._allowed_lateness_ms, "max": dict(self._max),
+                "floor": self._floor}
+
+    @classmethod
+    def restore(cls, sources: tuple[str, ...] | list[str],
+                snapshot: dict[str, Any]) -> AlignedClock:
+        clock = cls(sources, int(snapshot.get("allowed_lateness_ms", 0)))
+        clock._max = {k: int(v) for k, v in snapshot.get("max", {}).items()}
+        floor = snapshot.get("floor")
+        clock._floor = None if floor is None else int(floor)
+        return clock

@@ -38,11 +38,18 @@ from tables.sla_rules import Rule, load_rules
 Record = dict[str, Any]
 
 
+# Chargebacks and late refunds arrive weeks after delivery: keep closed orders ~a quarter.
+DEFAULT_RETENTION_MS = 90 * 86_400_000
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     rules: tuple[Rule, ...] = field(default_factory=lambda: tuple(load_rules()))
     reconciliation: ReconciliationConfig = DEFAULT_CONFIG
     silences: tuple[Silence, ...] = ()
+    # A closed order (delivered or cancelled, no return in progress, money settled, nothing
+    # open) leaves the hot table this long after its last event, as a tombstone.
+    closed_order_retention_ms: int = DEFAULT_RETENTION_MS
 
 
 @dataclass
@@ -52,6 +59,7 @@ class Outputs:
     alerts: list[SlaAlert] = field(default_factory=list)
     previous_due: int | None = None  # the order's timer before this step
     needs_evaluation: bool = False
+    expired: bool = False  # delete the record (and its timer): the order is closed
 
 
 def new_record(key: str) -> Record:
@@ -110,6 +118,13 @@ def evaluate(record: Record, now_ms: int, config: PipelineConfig,
     book_due = book.next_due(silences=config.silences)
     if book_due is not None:
         candidates.append(max(book_due, now_ms + 1))
+    retention = config.closed_order_retention_ms
+    if not record["rec"] and not len(book) and fulfillment.is_closed(facts, now_ms, retention):
+        out.expired = True
+        record["due"] = None
+        return out
+    if facts["tmax"] is not None and facts["tmax"] + retention > now_ms:
+        candidates.append(facts["tmax"] + retention)  # look again when it may have closed
     record["due"] = min(candidates, default=None)
     return out
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from tables.clock import Deadlines, StreamClock
+from tables.clock import AlignedClock, Deadlines
 from tables.order_pipeline import (
     Outputs,
     PipelineConfig,
@@ -25,6 +25,8 @@ from tables.records import FulfillmentState
 
 Emitted = tuple[str, str, Any]
 InputEvent = tuple[str, str, Mapping[str, Any]]  # (key, kind, event)
+KINDS = ("order", "shipment", "return", "settlement")
+ALL_IDLE = frozenset(KINDS)  # every input read to its end: time is the newest event seen
 
 
 def timer_id(key: str) -> str:
@@ -44,7 +46,7 @@ class OrderRunner:
     def __init__(self, config: PipelineConfig, allowed_lateness_ms: int,
                  records: dict[str, Record] | None = None) -> None:
         self.config = config
-        self.clock = StreamClock(allowed_lateness_ms)
+        self.clock = AlignedClock(KINDS, allowed_lateness_ms)
         self.records: dict[str, Record] = records if records is not None else {}
         self.timers = Deadlines()
         for key, record in self.records.items():
@@ -54,12 +56,17 @@ class OrderRunner:
     def process(self, key: str, kind: str, event: Mapping[str, Any]) -> list[Emitted]:
         return self.process_batch([(key, kind, event)])
 
-    def process_batch(self, events: Iterable[InputEvent]) -> list[Emitted]:
-        """Fold a batch, then evaluate each changed order once and fire due timers."""
+    def process_batch(self, events: Iterable[InputEvent],
+                      idle: frozenset[str] = ALL_IDLE) -> list[Emitted]:
+        """Fold a batch, then evaluate each changed order once and fire due timers.
+
+        `idle` names the inputs (kinds) read to their end; the others hold stream time back
+        (see `AlignedClock`). The default suits a batch that holds everything there is.
+        """
         result: list[Emitted] = []
         dirty: dict[str, FulfillmentState | None] = {}
         for key, kind, event in events:
-            self.clock.observe(event["event_time"])
+            self.clock.observe(kind, event["event_time"])
             record = self.records.get(key)
             if record is None:
                 record = self.records[key] = new_record(key)
@@ -68,9 +75,13 @@ class OrderRunner:
                 result.append(("state", key, stamp(record, out.state)))
             if out.needs_evaluation:
                 dirty[key] = out.state if out.state is not None else dirty.get(key)
-        now = self.clock.now()
+        now = self.clock.now(idle)
         if now is not None:
             result += self.advance(now, dirty)
+        else:  # no stream time yet: a timer due at once evaluates them when time moves
+            for key in dirty:
+                self.records[key]["due"] = 0
+                self._move_timer(key, self.records[key])
         return result
 
     def advance(self, now_ms: int,
@@ -84,10 +95,15 @@ class OrderRunner:
             if not pending:
                 return result
             for key, state in pending.items():
-                record = self.records[key]
+                record = self.records.get(key)
+                if record is None:  # expired earlier in this call
+                    continue
                 out = evaluate(record, now_ms, self.config, state)
                 self._move_timer(key, record)
                 result += verdicts(key, out)
+                if out.expired:
+                    del self.records[key]
+                    result.append(("expired", key, None))
             pending = {}
 
     def _move_timer(self, key: str, record: Record) -> None:

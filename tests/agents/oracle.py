@@ -34,7 +34,7 @@ def oracle_records(settings: Settings) -> dict[str, Record]:
             if fulfillment.validate(kind, event) is None:
                 by_partition.setdefault(partition, []).append((key.decode(), kind, event))
     records: dict[str, Record] = {}
-    config = PipelineConfig()
+    config = PipelineConfig(closed_order_retention_ms=settings.closed_order_retention_ms)
     for events in by_partition.values():
         runner = OrderRunner(config, settings.allowed_lateness_ms)
         runner.process_batch(events)

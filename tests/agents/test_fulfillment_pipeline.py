@@ -14,7 +14,7 @@ from streams.generator.output import produce_to_kafka
 from streams.schema_source import RegistrySchemaSource
 from streams.serde import WireDecoder
 from streams.settings import Settings
-from streams.topics import TopicNames
+from streams.topics import ORDER_STATE_TABLE, TopicNames, changelog_topic
 from tables import fulfillment
 from tests.agents.conftest import StartWorker
 from tests.agents.oracle import live_records, oracle_records, verdicts
@@ -90,3 +90,38 @@ def test_generated_traffic_matches_truth_and_the_pure_fold(
     wait_for_zero_lag(settings.bootstrap_servers, settings.app_id, names.inputs,
                       workers=[worker])
     assert end_offsets(settings.bootstrap_servers, [names.fulfillment_states]) == before
+
+
+def test_closed_orders_leave_the_table_as_tombstones(
+    app_settings: Settings, start_worker: StartWorker
+) -> None:
+    retention_ms = 6 * 3_600_000
+    settings = app_settings.model_copy(update={"closed_order_retention_ms": retention_ms})
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    generated = generate(GeneratorConfig(orders=60, seed=77))
+    produce_to_kafka(generated.events, bootstrap=settings.bootstrap_servers,
+                     registry_url=settings.registry_url, topic_prefix=settings.topic_prefix,
+                     partitions=settings.partitions)
+    worker = start_worker(FSTREAMS_CLOSED_ORDER_RETENTION_MS=str(retention_ms))
+    wait_for_zero_lag(settings.bootstrap_servers, settings.app_id, names.inputs,
+                      workers=[worker])
+
+    live = live_records(settings)
+    oracle = oracle_records(settings)
+    # The oracle evaluates each order once, at the end; the live worker evaluated it along the
+    # way, so an order whose alert cleared at the very end still waits out the alert's
+    # resolve hold (it expires when stream time passes it). Everything else is identical.
+    waiting = set(live) - set(oracle)
+    for key in waiting:
+        assert not live[key]["rec"], key
+        assert {a["status"] for a in live[key]["sla"]["alerts"]} == {"resolving"}, key
+    assert set(oracle) <= set(live)
+    assert verdicts({k: live[k] for k in oracle}) == verdicts(oracle)
+    delivered = {k for k, v in generated.truth.orders.items()
+                 if v["fulfillment_status"] == "delivered"}
+    expired = delivered - set(live)
+    assert expired, "delivered, settled and quiet orders should have expired"
+    changelog = read_topic(settings.bootstrap_servers,
+                           changelog_topic(settings.app_id, ORDER_STATE_TABLE))
+    tombstones = {key.decode() for _, _, key, value in changelog if value is None and key}
+    assert expired <= tombstones

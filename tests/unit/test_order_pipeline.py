@@ -10,6 +10,7 @@ import pytest
 from streams.generator import thresholds
 from streams.generator.build import Generated, generate
 from streams.generator.config import GeneratorConfig
+from tables import fulfillment
 from tables.order_pipeline import PipelineConfig
 from tables.order_runner import OrderRunner
 
@@ -83,3 +84,26 @@ def test_replayed_events_change_nothing(generated: Generated) -> None:
     again = [(ev.key if ev.key is not None else ev.value["settlement_line_id"],
               KINDS[ev.topic], ev.value) for ev in generated.events if not ev.is_bad]
     assert runner.process_batch(again) == []
+
+
+def test_closed_orders_expire_after_the_retention_and_open_ones_stay(
+    generated: Generated,
+) -> None:
+    hour = 3_600_000
+    events = [(ev.key if ev.key is not None else ev.value["settlement_line_id"],
+               KINDS[ev.topic], ev.value) for ev in generated.events if not ev.is_bad]
+    runner = OrderRunner(PipelineConfig(closed_order_retention_ms=6 * hour),
+                         thresholds.ALLOWED_LATENESS_MS)
+    emitted = runner.process_batch(events)
+    far = generated.truth.stream_time + 30 * 86_400_000  # every deadline long past
+    emitted += runner.advance(far)
+    expired = {key for output, key, _ in emitted if output == "expired"}
+    assert expired, "some generated orders are delivered, settled and quiet"
+    assert not expired & set(runner.records)
+    for key in expired:
+        truth = generated.truth.orders.get(key)
+        assert truth is None or truth["fulfillment_status"] in ("delivered", "cancelled")
+    for key, record in runner.records.items():  # what stays has a reason to stay
+        state = record["f"]
+        closed = fulfillment.is_closed(state, far, 6 * hour)
+        assert record["rec"] or record["sla"]["alerts"] or not closed, key
