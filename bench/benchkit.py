@@ -23,8 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / ".data" / "bench"  # git-ignored scratch: child logs, state dirs, the Quix venv
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# The product code under test: the work tree, or an export of one commit (see use_code);
+# children learn which from FSTREAMS_BENCH_SRC.
+SRC = Path(os.environ.get("FSTREAMS_BENCH_SRC", ROOT))
+if str(SRC) not in sys.path:
+    sys.path.insert(0, str(SRC))
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -132,7 +135,7 @@ class Child:
         self.log = log or WORK / "logs" / f"{name}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(list(argv), cwd=ROOT, env={**os.environ, **(env or {})},
+            self.proc = subprocess.Popen(list(argv), cwd=SRC, env={**os.environ, **(env or {})},
                                          stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL,
                                          preexec_fn=_session_dying_with_parent)
@@ -258,17 +261,47 @@ def publish(name: str, text: str) -> Path:
 
 def code_version() -> str:
     """The commit measured, and whether product files differed from it (shared work tree)."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
-
-    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    dirty = [line[3:] for line in git("status", "--porcelain").splitlines()
+    head = _git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    dirty = [line[3:] for line in _git("status", "--porcelain").splitlines()
              if not line[3:].startswith("bench/")]
     return f"commit {head}" + (f" + uncommitted changes to {len(dirty)} product files"
                                if dirty else "")
 
 
-def machine_line() -> str:
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+
+def use_code(ref: str) -> str:
+    """Measure the product as of commit `ref` ("worktree": the files as they are now).
+
+    The work tree is shared with engineers editing it, and a worker started in round 2 would
+    otherwise run other code than round 1's. An export of the commit is made once under
+    .data/bench/src/ and put first on the path of this process and of every child. Call it
+    before anything imports the product. Returns a description for the results."""
+    global SRC
+    if ref == "worktree":
+        return code_version()
+    sha = _git("rev-parse", "--verify", f"{ref}^{{commit}}").strip()
+    if not sha:
+        raise SystemExit(f"unknown commit {ref!r}")
+    dest = WORK / "src" / sha[:12]
+    if not (dest / ".complete").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", sha], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        (dest / ".complete").touch()
+    SRC = dest
+    sys.path.insert(0, str(dest))
+    os.environ["FSTREAMS_BENCH_SRC"] = str(dest)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(dest), os.environ.get("PYTHONPATH", "")) if p)
+    return f"commit {sha[:7]} (exported; work tree edits not included)"
+
+
+def machine_line(code: str = "") -> str:
     load = os.getloadavg()[0]
     return (f"{os.cpu_count()} CPUs, load average {load:.1f} at start, "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {code_version()}")
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+            f"{code or code_version()}")

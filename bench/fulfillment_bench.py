@@ -347,6 +347,9 @@ def main() -> None:
                    help="cap of a watched run's window (faust, live); 0 = no cap (default 40)")
     p.add_argument("--timeout", type=float, default=300.0, help="per run, seconds")
     p.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
+    p.add_argument("--code", default="HEAD",
+                   help="commit of the product to measure, exported once (default HEAD); "
+                        "'worktree' measures the files as they are")
     p.add_argument("--profile", type=float, default=20.0,
                    help="seconds of py-spy on one extra live worker after the rounds (0 = off)")
     p.add_argument("--quick", action="store_true", help="2000 orders, 1 round")
@@ -365,11 +368,12 @@ def main() -> None:
     if unknown := set(impls) - set(IMPLS):
         p.error(f"unknown implementations: {', '.join(sorted(unknown))}")
     benchkit.exit_on_sigterm()
+    code = benchkit.use_code(a.code)
     from streams.generator import GeneratorConfig, generate
     from streams.generator.output import produce_to_kafka
     from streams.topics import TopicNames
 
-    started, machine = time.monotonic(), benchkit.machine_line()
+    started, machine = time.monotonic(), benchkit.machine_line(code)
     with benchkit.broker(a.bootstrap) as bootstrap:
         a.bootstrap = bootstrap
         registry, a.registry = start_registry(bootstrap)

@@ -387,6 +387,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
     p.add_argument("--impls", default=",".join(IMPLS), help=f"subset of {','.join(IMPLS)}")
     p.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
+    p.add_argument("--code", default="HEAD",
+                   help="commit of the product to measure, exported once (default HEAD); "
+                        "'worktree' measures the files as they are")
     p.add_argument("--max-seconds", type=float, default=30.0,
                    help="cap of one run's measured window; slower contenders are measured at "
                         "their steady rate over this long (default 30; 0 = no cap)")
@@ -406,12 +409,13 @@ def main() -> None:
     if a.quick:
         a.events, a.rounds, a.max_seconds = 100_000, 1, 20.0
     benchkit.exit_on_sigterm()
+    code = benchkit.use_code(a.code)
     impls = [i.strip() for i in a.impls.split(",") if i.strip()]
     if unknown := set(impls) - set(IMPLS):
         p.error(f"unknown implementations: {', '.join(sorted(unknown))}")
     if "quix" in impls:
         quix_python(a.quix_venv)
-    started, machine = time.monotonic(), benchkit.machine_line()
+    started, machine = time.monotonic(), benchkit.machine_line(code)
     with benchkit.broker(a.bootstrap) as bootstrap:
         a.bootstrap = bootstrap
         topic = f"peer-in-{uuid.uuid4().hex[:6]}"
