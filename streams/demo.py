@@ -28,7 +28,7 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
-def run_demo(rate: int = 50, orders: int = 100_000, seed: int = 7) -> None:
+def run_demo(rate: int = 200, orders: int = 5_000, seed: int = 7) -> None:
     settings = Settings()
     home = settings.data_dir / "demo"
     logs = home / "logs"
@@ -97,6 +97,10 @@ def _console(bootstrap: str, registry_url: str, names: TopicNames,
         watcher.close()
 
 
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counter.most_common()) or "-"
+
+
 class StateWatcher:
     """Follows the topics for the console: input counts, states by status, dead letters."""
 
@@ -109,10 +113,18 @@ class StateWatcher:
         self.names = names
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "fstreams-demo",
                                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
-        self.consumer.subscribe([names.fulfillment_states])
-        self.decoder = WireDecoder.for_record(RegistrySchemaSource(registry_url),
-                                              "FulfillmentState")
+        self.consumer.subscribe([names.fulfillment_states, names.reconciliation_mismatches,
+                                 names.sla_alerts])
+        source = RegistrySchemaSource(registry_url)
+        self.decoders = {
+            names.fulfillment_states: WireDecoder.for_record(source, "FulfillmentState"),
+            names.reconciliation_mismatches: WireDecoder.for_record(
+                source, "ReconciliationMismatch"),
+            names.sla_alerts: WireDecoder.for_record(source, "SlaAlert"),
+        }
         self.status: dict[bytes, str] = {}
+        self.mismatches: dict[str, dict[str, object]] = {}  # mismatch_id -> latest record
+        self.alerts: dict[str, dict[str, object]] = {}  # fingerprint -> latest record
         self.states_seen = 0
 
     def poll(self, seconds: float) -> None:
@@ -122,9 +134,14 @@ class StateWatcher:
                 if msg.error() or msg.value() is None:
                     continue
                 with contextlib.suppress(Exception):
-                    state = self.decoder.decode(msg.value())
-                    self.status[msg.key()] = state["fulfillment_status"]
-                    self.states_seen += 1
+                    record = self.decoders[msg.topic()].decode(msg.value())
+                    if msg.topic() == self.names.fulfillment_states:
+                        self.status[msg.key()] = record["fulfillment_status"]
+                        self.states_seen += 1
+                    elif msg.topic() == self.names.reconciliation_mismatches:
+                        self.mismatches[record["mismatch_id"]] = record
+                    else:
+                        self.alerts[record["fingerprint"]] = record
 
     def _high_watermarks(self, topic: str) -> int:
         from confluent_kafka import TopicPartition
@@ -143,8 +160,18 @@ class StateWatcher:
         counts = Counter(self.status.values())
         by_status = ", ".join(f"{k} {v}" for k, v in counts.most_common())
         dead = self._high_watermarks(self.names.dead_letters)
+        open_by_category = Counter(str(m["category"]) for m in self.mismatches.values()
+                                   if m["status"] == "open")
+        firing = [a for a in self.alerts.values() if a["state"] == "firing"]
+        firing_by_rule = Counter(str(a["rule"]) for a in firing)
+        resolved = sum(1 for a in self.alerts.values() if a["state"] == "resolved")
+        runbooks = sorted({str(a["runbook_url"]) for a in firing})[:3]
         return (f"in: {inputs} | states emitted {self.states_seen} for {len(self.status)} "
-                f"orders | dead letters {dead}\n    by fulfillment status: {by_status or '-'}")
+                f"orders | dead letters {dead}\n"
+                f"    by fulfillment status: {by_status or '-'}\n"
+                f"    open mismatches: {_counts(open_by_category)}\n"
+                f"    alerts firing: {_counts(firing_by_rule)}; resolved {resolved}"
+                + (f"\n    runbooks: {', '.join(runbooks)}" if runbooks else ""))
 
     def close(self) -> None:
         self.consumer.close()

@@ -6,8 +6,9 @@ import typer
 
 
 def demo_command(
-    rate: int = typer.Option(50, help="generated events per second"),
-    orders: int = typer.Option(100_000, help="orders the generator will create"),
+    rate: int = typer.Option(200, help="generated events per second"),
+    orders: int = typer.Option(5_000, help="orders the generator will create (all stages "
+                               "of their lives show within a few minutes)"),
     seed: int = typer.Option(7, help="generator seed (same seed, same traffic)"),
 ) -> None:
     """Run the whole product locally on the embedded Apache Kafka broker.
