@@ -6,6 +6,7 @@ from streams.app import Pipeline
 
 
 def register_all(pipeline: Pipeline) -> None:
-    from agents import fulfillment
+    from agents import fulfillment, metrics
 
     fulfillment.register(pipeline)
+    metrics.register(pipeline)

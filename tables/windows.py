@@ -7,8 +7,8 @@ windows from the same observations without a broker.
 A window [start, end) accepts observations until stream time reaches `end + grace` (its close
 time); then its final value is emitted once and the window is forgotten. An observation for a
 window that has already closed is *late*: it is not added anywhere (the window's result is
-out), but counted in the `late_events` metric of the window of the stream time at arrival, so
-nothing is dropped silently.
+out), but counted in the `late_events` metric, in the window of the same size that holds the
+stream time at arrival, so nothing is dropped silently.
 """
 
 from __future__ import annotations

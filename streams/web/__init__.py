@@ -9,9 +9,10 @@ if TYPE_CHECKING:  # streams.app imports streams.web.errors; keep this package i
 
 
 def register_web(pipeline: Pipeline) -> None:
-    from streams.web import health, metrics, openapi, orders
+    from streams.web import health, metrics, openapi, orders, windows
 
     orders.register(pipeline)
     health.register(pipeline)
     metrics.register(pipeline)
     openapi.register(pipeline)
+    windows.register(pipeline)
