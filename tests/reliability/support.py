@@ -1,0 +1,117 @@
+"""Helpers shared by the reliability tests: traffic, committed progress, emitted versions."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from streams.broker.launcher import free_port
+from streams.generator.emit import GeneratedEvent
+from streams.generator.output import produce_to_kafka
+from streams.procs import ChildProcess, http_ok
+from streams.settings import Settings
+from streams.topics import TopicNames
+from tables import fulfillment
+from tests.agents.oracle import live_records, oracle_records, verdicts
+from tests.agents.test_fulfillment_pipeline import emitted_states
+from tests.kafka_helpers import Process, committed_offsets, end_offsets
+
+
+def names_of(settings: Settings) -> TopicNames:
+    return TopicNames.with_prefix(settings.topic_prefix)
+
+
+def produce(settings: Settings, events: Sequence[GeneratedEvent],
+            rate: float | None = None) -> None:
+    """Through the product's producer SDK (paced to `rate` events/s when given)."""
+    produce_to_kafka(events, bootstrap=settings.bootstrap_servers,
+                     registry_url=settings.registry_url, topic_prefix=settings.topic_prefix,
+                     partitions=settings.partitions, rate=rate)
+
+
+def input_progress(settings: Settings) -> tuple[int, int]:
+    """(input records committed by the app's group, input records in the topics)."""
+    names = names_of(settings)
+    ends = end_offsets(settings.bootstrap_servers, names.inputs)
+    committed = committed_offsets(settings.bootstrap_servers, settings.app_id)
+    return sum(min(committed.get(tp, 0), end) for tp, end in ends.items()), sum(ends.values())
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 90.0,
+             workers: Sequence[Process] = ()) -> None:
+    """Poll `check` until true (bounded); fail at once if a worker dies meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        for worker in workers:
+            if not worker.running:
+                raise RuntimeError(f"{worker.name} died while waiting for {what}"
+                                   f"{worker._log_hint()}")
+        time.sleep(0.1)
+    raise TimeoutError(f"not {what} within {timeout}s")
+
+
+def assert_live_equals_oracle(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The live table (as its changelog holds it) has the pure oracle's verdicts."""
+    live = verdicts(live_records(settings))
+    oracle = verdicts(oracle_records(settings))
+    differ = sorted(k for k in set(live) | set(oracle) if live.get(k) != oracle.get(k))
+    shown = "; ".join(f"{k}: live {live.get(k)} oracle {oracle.get(k)}" for k in differ[:3])
+    assert not differ, f"{len(differ)} of {len(oracle)} orders differ from the oracle: {shown}"
+    return live
+
+
+def assert_duplicates_detectable(settings: Settings, live: dict[str, dict[str, Any]]) -> int:
+    """Every order's emitted FulfillmentStates, read back from the topic: a repeated
+    (order_id, version) carries exactly the same content (a detectable duplicate), versions
+    have no gap, and the highest version is the table's canonical state (no lost update).
+    Returns how many duplicates were seen."""
+    duplicates = 0
+    problems: list[str] = []
+    emitted = emitted_states(settings, names_of(settings))
+    assert set(emitted) == {k for k, v in live.items() if v["state"] is not None}
+    for order_id, states in emitted.items():
+        by_version: dict[int, dict[str, Any]] = {}
+        for state in states:
+            seen = by_version.setdefault(state["version"], state)
+            if seen is not state:
+                duplicates += 1
+                differs = {k: (seen[k], state[k]) for k in state if seen[k] != state[k]}
+                if differs:
+                    problems.append(f"{order_id} v{state['version']} re-emitted with other "
+                                    f"content (first, again): {differs}")
+        versions = [state["version"] for state in states]
+        if sorted(by_version) != list(range(1, max(by_version) + 1)):
+            problems.append(f"{order_id}: version gap, emitted in this order: {versions}")
+        last = by_version[max(by_version)]
+        if fulfillment.canonical_view(last) != live[order_id]["state"]:
+            problems.append(f"{order_id}: last version {max(by_version)} is not the table's")
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:8])
+    return duplicates
+
+
+class RegistryProcess:
+    """A dedicated `python -m registry` on the given broker: own `_schemas` topic and port,
+    so it can be stopped and started again on both without touching the session registry."""
+
+    def __init__(self, bootstrap: str, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.child = ChildProcess("registry", [sys.executable, "-m", "registry"], env={
+            "FSTREAMS_REGISTRY_BOOTSTRAP_SERVERS": bootstrap,
+            "FSTREAMS_REGISTRY_PORT": str(self.port),
+            "FSTREAMS_REGISTRY_TOPIC": f"_schemas-{uuid.uuid4().hex[:8]}",
+        }, log_path=log_path)
+
+    def start(self) -> RegistryProcess:
+        self.child.start()
+        self.child.wait_until(lambda: http_ok(f"{self.url}/_ready"), timeout=90, what="ready")
+        return self
+
+    def stop(self) -> None:
+        self.child.stop()

@@ -1,0 +1,64 @@
+"""A second worker joins mid-stream, takes partitions, processes some of the input and leaves
+again (a clean stop); the group ends with the pure oracle's verdicts and only detectable
+duplicates in the emitted states."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+
+import pytest
+
+from streams.broker.launcher import free_port
+from streams.generator.build import generate
+from streams.generator.config import GeneratorConfig
+from streams.settings import Settings
+from tests.agents.conftest import StartWorker
+from tests.kafka_helpers import wait_for_zero_lag
+from tests.reliability.support import (
+    assert_duplicates_detectable,
+    assert_live_equals_oracle,
+    input_progress,
+    names_of,
+    produce,
+    wait_for,
+)
+
+pytestmark = pytest.mark.broker
+
+
+def events_consumed(port: int) -> float:
+    """Input events the worker on `port` has consumed, from its /metrics (0 when down)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("fstreams_events_consumed_total{"))
+
+
+def test_worker_joins_and_leaves_mid_stream(app_settings: Settings, start: StartWorker) -> None:
+    """Join, share the work, leave: the survivor finishes with the oracle's verdicts."""
+    settings = app_settings
+    events = generate(GeneratorConfig(orders=100, seed=777)).events
+    cut = len(events) // 4
+    produce(settings, events[:cut])
+    first = start("worker-1")
+    wait_for("committing input", lambda: input_progress(settings)[0] > 0, workers=[first])
+
+    feeder = threading.Thread(target=produce, args=(settings, events[cut:]),
+                              kwargs={"rate": 70.0})
+    feeder.start()
+    port = free_port()
+    second = start("worker-2", FSTREAMS_WEB_PORT=str(port))
+    wait_for("the joiner consuming", lambda: events_consumed(port) > 0, timeout=120,
+             workers=[first, second])
+    second.stop()  # SIGTERM: leaves the group, partitions move back to the first worker
+    feeder.join()
+    assert input_progress(settings)[1] == len(events)
+
+    wait_for_zero_lag(settings.bootstrap_servers, settings.app_id, names_of(settings).inputs,
+                      workers=[first])
+    live = assert_live_equals_oracle(settings)
+    assert_duplicates_detectable(settings, live)
