@@ -1,9 +1,11 @@
 """Windowed metrics on the real broker: generated traffic through a worker; the WindowedMetric
 records on `fulfillment-metrics` equal a pure recomputation from the emitted FulfillmentStates,
-each window is emitted exactly once, and closed windows leave the table as tombstones."""
+each window is emitted exactly once, closed windows leave the table as tombstones, and
+observations beyond grace are counted in `late_events`."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -22,10 +24,12 @@ from streams.settings import Settings
 from streams.topics import TopicNames, changelog_topic
 from tables import metrics_rules
 from tables.windows import (
+    WINDOW_SIZES_MS,
     Observation,
     add_observation,
     close_time,
     new_aggregate,
+    parse_window_key,
     place,
     to_windowed_metric,
 )
@@ -147,6 +151,24 @@ def test_windows_equal_the_pure_recomputation_once_each_and_expire(
     assert set(closed) <= set(last)
     assert all(last[key] is None for key in closed)
     assert {k for k, v in last.items() if v is not None} == set(expected_all) - set(closed)
+
+    # Late beyond grace: traffic of the first days again (new orders) is counted in
+    # late_events, in the windows of the stream time at arrival, never silently dropped.
+    _produce(settings, GeneratorConfig(orders=2, seed=13, start_ms=START_MS, span_ms=HOUR_MS))
+    _settle(settings, derived_topics, worker)
+    known = {key for key, _ in states}
+    late = observations([(k, st) for k, st in _states(settings, names) if k not in known])
+    assert late and all(obs.event_ms < now - GRACE_MS for obs in late)
+    late_windows: dict[bytes, bytes | None] = {}
+    for _, _, key, value in read_topic(settings.bootstrap_servers,
+                                       changelog_topic(settings.app_id, WINDOWS_TABLE)):
+        if key is not None and key.startswith(b"late_events|"):
+            late_windows[key] = value
+    late_counts: Counter[int] = Counter()
+    for key, value in late_windows.items():
+        assert value is not None  # still open: its stream time has not passed
+        late_counts[parse_window_key(key)[2]] += json.loads(value)["late"]
+    assert late_counts == {size: len(late) for size in WINDOW_SIZES_MS}
 
     # The query API serves the emitted windows; bad parameters are a JSON 400.
     url = f"http://127.0.0.1:{port}/metrics/windows"
