@@ -186,7 +186,7 @@ def child_faust(a: argparse.Namespace) -> None:
 
 
 def child_live(a: argparse.Namespace) -> None:
-    from streams import logs
+    from streams import batching, logs
     from streams.app import create_app
     from streams.batching import KeyedBatch
     from streams.broker.launcher import free_port
@@ -203,6 +203,9 @@ def child_live(a: argparse.Namespace) -> None:
     source = pipeline.topic(a.input)
     sink = OutputSink(settings.bootstrap_servers, client_id=f"{a.group}-outputs")
     app.sensors.add(OffsetGuard(sink))
+    # Since c3ef604 the agent writes table changelogs through the sink (TableWriter); older
+    # commits (--code) wrote them through Faust's producer.
+    writer = batching.TableWriter(table, sink) if hasattr(batching, "TableWriter") else None
 
     @app.on_before_shutdown.connect
     async def _flush(app: Any, **kwargs: Any) -> None:
@@ -212,7 +215,8 @@ def child_live(a: argparse.Namespace) -> None:
     async def job(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_max_events,
                                                settings.batch_timeout_s):
-            batch: KeyedBatch[dict[str, Any]] = KeyedBatch(table)
+            batch: KeyedBatch[dict[str, Any]] = (KeyedBatch(table, writer) if writer
+                                                  else KeyedBatch(table))
             for event in events:
                 msg = event.message
                 state = fold(batch.get(msg.key, event), decode(msg.value))
@@ -220,6 +224,8 @@ def child_live(a: argparse.Namespace) -> None:
                 sink.produce(a.output, msg.key, dumps(state))
             batch.flush()
             sink.poll()
+            if writer is not None:
+                writer.checkpoint()
 
     Worker(app, settings).execute_from_commandline()
 

@@ -67,6 +67,20 @@ def run(script: Path, quick: bool, timeout: float) -> str:
     return f"{body}{status}\n\n_{cmd}: {seconds:.0f}s_"
 
 
+def earlier(name: str) -> str:
+    """A script left out by --only keeps the section of its last run, marked as such."""
+    own, log = RESULTS / f"{name}.md", RESULTS / f"{name}.log"
+    if own.exists():
+        body = own.read_text().strip()
+    elif log.exists():
+        body = f"## {name}\n\n{tables_of(log.read_text(errors='replace'))}"
+    else:
+        return f"## {name}\n\n_not run yet_"
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime((own if own.exists() else log)
+                                                           .stat().st_mtime))
+    return f"{body}\n\n_(from an earlier run, {when})_"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,12 +89,11 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=1200.0, help="per script, seconds")
     a = p.parse_args()
     scripts = sorted(BENCH.glob("*_bench.py"))
-    if a.only:
-        wanted = {f"{n.strip()}_bench" for n in a.only.split(",")}
-        scripts = [s for s in scripts if s.stem in wanted]
+    wanted = {f"{n.strip()}_bench" for n in a.only.split(",")} if a.only else None
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    sections = [run(script, a.quick, a.timeout) for script in scripts]
+    sections = [run(script, a.quick, a.timeout) if wanted is None or script.stem in wanted
+                else earlier(script.stem) for script in scripts]
     readme = RESULTS / "README.md"
     readme.write_text(f"# Benchmark results\n\nRun {started} by `python bench/run_all.py"
                       f"{' --quick' if a.quick else ''}`; each figure and ratio below was "
