@@ -38,6 +38,23 @@ STAGE_VALIDATE = "validate"
 STAGE_FOLD = "fold"
 
 
+class PartitionEvent:
+    """Stands in for an event of `partition` when a tick (no event) writes tables: Faust's store
+    only reads the partition from the current event."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, partition: int) -> None:
+        self.message = _PartitionOnly(partition)
+
+
+class _PartitionOnly:
+    __slots__ = ("partition",)
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+
+
 class FulfillmentProcessor:
     """One batch of input events -> table writes, derived records and dead letters."""
 
@@ -102,6 +119,18 @@ class FulfillmentProcessor:
                 dirty[key] = (state, event)
         for partition, event in last_of_partition.items():
             self._evaluate_partition(partition, event, batch, dirty)
+        self._finish(batch)
+
+    def tick(self) -> None:
+        """Move stream time without new events: when an input of a partition has been read to
+        its end since the last batch, time may advance to the other inputs' time and fire the
+        timers that were waiting for it (e.g. the last deadlines before traffic stops)."""
+        batch: KeyedBatch[Record] = KeyedBatch(self.table, self.writer)
+        for partition in self.timers.partitions():
+            self._evaluate_partition(partition, PartitionEvent(partition), batch, {})
+        self._finish(batch)
+
+    def _finish(self, batch: KeyedBatch[Record]) -> None:
         batch.flush()
         self.sink.poll()
         self.writer.checkpoint()
@@ -218,8 +247,17 @@ def register(pipeline: Pipeline) -> None:
         processor.forget_positions()
     source = pipeline.topic(*names.inputs)
 
+    # One batch or one tick at a time: a batch can await (registry outage retries).
+    lock = asyncio.Lock()
+
+    @app.timer(1.0, name="fulfillment.tick")
+    async def tick() -> None:
+        async with lock:
+            processor.tick()
+
     @app.agent(source, name="fulfillment")
     async def fulfillment_agent(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_max_events,
                                                settings.batch_timeout_s):
-            await processor.process(events)
+            async with lock:
+                await processor.process(events)

@@ -12,17 +12,17 @@ to the original topic.
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, Message, Producer
 
 from streams.producer import producer_config
 from streams.schema_source import RegistryUnavailable, SchemaSource
 from streams.serde import DecodeError, WireDecoder, WireEncoder
+from streams.topic_reader import read_to_end
 from streams.topics import TopicNames
 from tables.schema_files import load_schema_text
 
@@ -188,16 +188,6 @@ class _LocalFallback:
         raise NotImplementedError
 
 
-def _consumer(bootstrap: str) -> Consumer:
-    return Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"fstreams-dlq-reader-{uuid.uuid4().hex[:8]}",  # never committed
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "enable.partition.eof": False,
-    })
-
-
 def _dead_letter_topic(names: TopicNames | str) -> str:
     return names if isinstance(names, str) else names.dead_letters
 
@@ -213,53 +203,10 @@ def iter_dead_letters(bootstrap: str, names: TopicNames | str, source: SchemaSou
     topic = _dead_letter_topic(names)
     flt = filters or DeadLetterFilter()
     decoder = WireDecoder.for_record(_LocalFallback(source), "DeadLetter")
-    consumer = _consumer(bootstrap)
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return
-        ends: dict[int, int] = {}
-        starts = []
-        for p in sorted(meta.partitions):
-            if flt.partition is not None and p != flt.partition:
-                continue
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p),
-                                                       timeout=timeout_s)
-            if high > low:
-                ends[p] = high
-                starts.append(TopicPartition(topic, p, low))
-        if not ends:
-            return
-        consumer.assign(starts)
-        idle_since = time.monotonic()
-        while ends:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                _drop_finished(consumer, topic, ends)
-                if time.monotonic() - idle_since > timeout_s:
-                    raise TimeoutError(f"no progress reading {topic} for {timeout_s}s "
-                                       f"(partitions left: {sorted(ends)})")
-                continue
-            idle_since = time.monotonic()
-            if msg.error() is not None:
-                raise RuntimeError(f"reading {topic}: {msg.error()}")
-            p, off = msg.partition() or 0, msg.offset() or 0
-            if p not in ends or off >= ends[p]:
-                continue
-            if off >= ends[p] - 1:
-                del ends[p]
-            entry = _entry(decoder, p, off, msg.value())
-            if flt.matches(entry):
-                yield entry
-    finally:
-        consumer.close()
-
-
-def _drop_finished(consumer: Consumer, topic: str, ends: dict[int, int]) -> None:
-    # Positions skip gaps (e.g. transaction markers) that never arrive as messages.
-    for tp in consumer.position([TopicPartition(topic, p) for p in list(ends)]):
-        if tp.offset >= 0 and tp.offset >= ends.get(tp.partition, 0):
-            ends.pop(tp.partition, None)
+    for msg in read_to_end(bootstrap, topic, timeout_s=timeout_s, partition=flt.partition):
+        entry = _entry(decoder, msg.partition() or 0, msg.offset() or 0, msg.value())
+        if flt.matches(entry):
+            yield entry
 
 
 def _entry(decoder: WireDecoder, partition: int, offset: int,

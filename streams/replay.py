@@ -33,6 +33,7 @@ from streams.schema_source import RegistrySchemaSource, SchemaSource
 from streams.serde import DecodeError, WireDecoder, WireEncoder
 from streams.settings import Settings
 from streams.timers import CLOCK_KEY, timer_key
+from streams.topic_reader import read_to_end
 from streams.topics import ORDER_STATE_TABLE, ORDER_TIMERS_TABLE, TopicNames, changelog_topic
 from tables import fulfillment
 from tables.clock import AlignedClock
@@ -148,32 +149,13 @@ class Replayer:
     def _read_changelog(self, topic: str) -> dict[int, dict[bytes, bytes]]:
         """A table as its changelog holds it: partition -> key -> latest value."""
         tables: dict[int, dict[bytes, bytes]] = {}
-        reader = Consumer({"bootstrap.servers": self.settings.bootstrap_servers,
-                           "group.id": f"{self.group}-replay-reader",
-                           "enable.auto.commit": False})
-        try:
-            meta = reader.list_topics(topic, timeout=10).topics.get(topic)
-            if meta is None or meta.error is not None:
-                return tables
-            for p in meta.partitions:
-                low, high = reader.get_watermark_offsets(TopicPartition(topic, p), 15)
-                if high <= low:
-                    continue
-                table = tables.setdefault(p, {})
-                reader.assign([TopicPartition(topic, p, low)])
-                done = False
-                while not done:
-                    for msg in reader.consume(10_000, timeout=5):
-                        if msg.error():
-                            raise KafkaException(msg.error())
-                        key, value = msg.key(), msg.value()
-                        if value is None:
-                            table.pop(key, None)
-                        else:
-                            table[key] = value
-                        done = msg.offset() >= high - 1
-        finally:
-            reader.close()
+        for msg in read_to_end(self.settings.bootstrap_servers, topic, timeout_s=30.0):
+            table = tables.setdefault(msg.partition() or 0, {})
+            key, value = msg.key() or b"", msg.value()
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
         return tables
 
     def _runners(self, rebuild: bool) -> tuple[dict[int, OrderRunner], dict[int, set[bytes]]]:

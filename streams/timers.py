@@ -34,6 +34,7 @@ class TimerIndex:
         self.sources = sources
         self.allowed_lateness_ms = allowed_lateness_ms
         self._clocks: dict[int, AlignedClock] = {}
+        self._saved: dict[int, bytes] = {}  # last clock snapshot written per partition
 
     def clock(self, partition: int, event: EventT) -> AlignedClock:
         clock = self._clocks.get(partition)
@@ -45,13 +46,20 @@ class TimerIndex:
             self._clocks[partition] = clock
         return clock
 
+    def partitions(self) -> list[int]:
+        """Partitions whose clock this worker holds (those it has consumed since assignment)."""
+        return sorted(self._clocks)
+
     def save_clock(self, partition: int, event: EventT) -> None:
-        self.writer.put(CLOCK_KEY, json.dumps(self._clocks[partition].snapshot()).encode(),
-                        event)
+        raw = json.dumps(self._clocks[partition].snapshot()).encode()
+        if self._saved.get(partition) != raw:  # ticks must not write a record every second
+            self.writer.put(CLOCK_KEY, raw, event)
+            self._saved[partition] = raw
 
     def forget_partitions(self) -> None:
         """After a rebalance the clocks of partitions we lost must be re-read when regained."""
         self._clocks.clear()
+        self._saved.clear()
 
     def move(self, key: bytes, previous_due: int | None, due: int | None,
              event: EventT) -> None:

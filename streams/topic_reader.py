@@ -16,15 +16,17 @@ from confluent_kafka import Consumer, Message, TopicPartition
 def _consumer(bootstrap: str) -> Consumer:
     return Consumer({
         "bootstrap.servers": bootstrap,
-        "group.id": f"fstreams-alerting-reader-{uuid.uuid4().hex[:8]}",  # never committed
+        "group.id": f"fstreams-reader-{uuid.uuid4().hex[:8]}",  # never committed
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
     })
 
 
-def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 10.0) -> Iterator[Message]:
-    """Every message of ``topic`` up to its current end, in offset order per partition.
+def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 10.0,
+                partition: int | None = None) -> Iterator[Message]:
+    """Every message of ``topic`` (or of one ``partition``) up to its current end, in offset
+    order per partition. Used by the dead-letter tools, alert listing, silences and replay.
 
     A missing topic reads as empty. Raises TimeoutError when the broker stops answering.
     """
@@ -36,6 +38,8 @@ def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 10.0) -> Itera
         ends: dict[int, int] = {}
         starts = []
         for p in sorted(meta.partitions):
+            if partition is not None and p != partition:
+                continue
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p),
                                                        timeout=timeout_s)
             if high > low:

@@ -9,37 +9,15 @@ from typing import Protocol
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from streams.topic_reader import read_to_end
+
 
 def read_topic(bootstrap: str, topic: str,
                timeout: float = 60.0) -> list[tuple[int, int, bytes | None, bytes | None]]:
     """Every record of `topic` from the beginning to the current end: (partition, offset,
     key, value), in offset order per partition."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-reader",
-                         "enable.auto.commit": False})
-    out: list[tuple[int, int, bytes | None, bytes | None]] = []
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        ends: dict[int, int] = {}
-        starts = []
-        for p in sorted(meta.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
-                starts.append(TopicPartition(topic, p, low))
-        consumer.assign(starts)
-        deadline = time.monotonic() + timeout
-        while ends:
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            # A short wait: consume() blocks until it has the count or the timeout passes.
-            for msg in consumer.consume(10_000, timeout=0.2):
-                assert not msg.error(), msg.error()
-                out.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
-            # Positions, not last offsets: transaction markers take offsets too.
-            for tp in consumer.position([TopicPartition(topic, p) for p in list(ends)]):
-                if tp.offset >= ends[tp.partition]:
-                    del ends[tp.partition]
-    finally:
-        consumer.close()
+    out = [(msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value())
+           for msg in read_to_end(bootstrap, topic, timeout_s=timeout)]
     out.sort(key=lambda r: (r[0], r[1]))
     return out
 

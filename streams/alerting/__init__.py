@@ -9,5 +9,5 @@ only reads what the stream wrote and gets it to people:
 * ``receivers``      Alertmanager-webhook and PagerDuty-Events-v2 endpoints
 * ``receiver_pump``  one receiver's consumer group: retries, backoff, breaker, commits
 * ``delivery``       ``run_delivery`` (``fstreams alerts deliver``)
-* ``breaker``, ``backoff``, ``stats``, ``topic_reader``, ``config`` (``FSTREAMS_ALERTING_*``)
+* ``breaker``, ``backoff``, ``stats``, ``config`` (``FSTREAMS_ALERTING_*``)
 """

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streams.alerting.topic_reader import read_to_end
 from streams.schema_source import RegistryUnavailable, SchemaSource
 from streams.serde import DecodeError, WireDecoder
+from streams.topic_reader import read_to_end
 from tables.alerts import Matcher, Silence, matching_silence
 from tables.schema_files import load_schema_text
 

@@ -20,9 +20,9 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.alerting.topic_reader import read_to_end
 from streams.producer import producer_config
 from streams.settings import Settings
+from streams.topic_reader import read_to_end
 from tables.alerts import Matcher, Silence
 
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)(.*)$")
