@@ -12,7 +12,7 @@ from typing import Any
 from streams.broker.launcher import free_port
 from streams.generator.emit import GeneratedEvent
 from streams.generator.output import produce_to_kafka
-from streams.procs import ChildProcess, http_ok
+from streams.procs import ChildProcess, fstreams, http_ok
 from streams.settings import Settings
 from streams.topics import TopicNames
 from tables import fulfillment
@@ -115,3 +115,19 @@ class RegistryProcess:
 
     def stop(self) -> None:
         self.child.stop()
+
+
+def worker_process(settings: Settings, worker_id: str, log_path: Path,
+                   **env: str) -> ChildProcess:
+    """A started `fstreams worker` of `settings`' application (as tests/agents starts them)."""
+    return ChildProcess(worker_id, fstreams("worker"), env={
+        "FSTREAMS_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "FSTREAMS_REGISTRY_URL": settings.registry_url,
+        "FSTREAMS_TOPIC_PREFIX": settings.topic_prefix,
+        "FSTREAMS_APP_ID": settings.app_id,
+        "FSTREAMS_DATA_DIR": str(settings.data_dir),
+        "FSTREAMS_PARTITIONS": str(settings.partitions),
+        "FSTREAMS_WORKER_ID": worker_id,
+        "FSTREAMS_WEB_PORT": str(free_port()),
+        **env,
+    }, log_path=log_path).start()

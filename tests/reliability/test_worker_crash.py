@@ -1,0 +1,112 @@
+"""Workers SIGKILLed mid-stream: the first successor keeps the victim's local RocksDB, the
+second starts on an empty data dir and recovers from the changelog alone. One run of that
+scenario (module fixture) is checked two ways: the outcome (table == pure oracle, the emitted
+stream ends in the table's state) and the emitted duplicates (exact repeats only)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from streams.generator.build import generate
+from streams.generator.config import GeneratorConfig
+from streams.procs import ChildProcess
+from streams.settings import Settings
+from tables import fulfillment
+from tests.agents.test_fulfillment_pipeline import emitted_states
+from tests.kafka_helpers import wait_for_zero_lag
+from tests.reliability.conftest import FAST_GROUP
+from tests.reliability.support import (
+    assert_duplicates_detectable,
+    assert_live_equals_oracle,
+    input_progress,
+    names_of,
+    produce,
+    wait_for,
+    worker_process,
+)
+
+pytestmark = pytest.mark.broker
+
+
+def kill_mid_stream(settings: Settings, worker: ChildProcess, after: int, total: int) -> int:
+    """SIGKILL `worker` at a random point once the group committed more than `after` input
+    records; returns what was committed then (asserted to be less than `total`)."""
+    wait_for(f"more than {after} records committed",
+             lambda: input_progress(settings)[0] > after, workers=[worker])
+    time.sleep(random.uniform(0.0, 0.5))  # a random kill point, not a wait for a result
+    worker.kill()
+    committed = input_progress(settings)[0]
+    assert after < committed < total, "the kill was meant to land mid-stream"
+    return committed
+
+
+@pytest.fixture(scope="module")
+def crashed_twice(kafka_bootstrap: str, registry_url: str,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Traffic arrives paced while worker-1 is SIGKILLed, restarted on its own data dir,
+    SIGKILLed again and replaced by a worker on an empty data dir that finishes the input."""
+    name = f"crash-{uuid.uuid4().hex[:8]}"
+    tmp = tmp_path_factory.mktemp("crash")
+    settings = Settings(bootstrap_servers=kafka_bootstrap, registry_url=registry_url,
+                        topic_prefix=f"{name}-", app_id=name, data_dir=tmp / "kept",
+                        partitions=4)
+    events = generate(GeneratorConfig(orders=100, seed=4242)).events
+    cut = len(events) // 4
+    produce(settings, events[:cut])
+    workers: list[ChildProcess] = []
+
+    def start(data_dir: str) -> ChildProcess:
+        workers.append(worker_process(settings, "worker-1", tmp / f"worker-{len(workers)}.log",
+                                      FSTREAMS_DATA_DIR=str(tmp / data_dir), **FAST_GROUP))
+        return workers[-1]
+
+    try:
+        victim = start("kept")
+        wait_for("committing input", lambda: input_progress(settings)[0] > 0, workers=[victim])
+        feeder = threading.Thread(target=produce, args=(settings, events[cut:]),
+                                  kwargs={"rate": 40.0})
+        feeder.start()
+        committed = kill_mid_stream(settings, victim, cut // 2, len(events))
+        kill_mid_stream(settings, start("kept"), committed, len(events))
+        last = start("empty")
+        feeder.join()
+        assert input_progress(settings)[1] == len(events)
+        wait_for_zero_lag(settings.bootstrap_servers, settings.app_id,
+                          names_of(settings).inputs, workers=[last])
+        yield settings
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def test_crashes_lose_nothing(crashed_twice: Settings) -> None:
+    """After two kill -9s the table equals the pure oracle, and every order's last emitted
+    FulfillmentState (in emission order) is the table's canonical state."""
+    settings = crashed_twice
+    live = assert_live_equals_oracle(settings)
+    emitted = emitted_states(settings, names_of(settings))
+    assert set(emitted) == {k for k, v in live.items() if v["state"] is not None}
+    stale = [k for k, states in emitted.items()
+             if fulfillment.canonical_view(states[-1]) != live[k]["state"]]
+    assert not stale
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "FulfillmentState.version numbers state changes in processing order, and a worker that "
+    "restarts after kill -9 re-reads the uncommitted input with a different interleaving of "
+    "the four input topics and different batch cuts than its predecessor, so it re-emits an "
+    "(order_id, version) already emitted with different content (caused_by_event_id, "
+    "fee_amount, reconciled, settlement_ids, lines...): the version does not identify a "
+    "state, a consumer dropping versions it has seen keeps stale content (README: 'derived "
+    "records carry an order version ... so a duplicate after a crash is detectable')"))
+def test_crash_duplicates_are_exact_repeats(crashed_twice: Settings) -> None:
+    """What a crash re-emits repeats an (order_id, version) with the same content, versions
+    have no gap, and the highest version is the table's state."""
+    settings = crashed_twice
+    assert_duplicates_detectable(settings, assert_live_equals_oracle(settings))
