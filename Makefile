@@ -31,7 +31,7 @@ test: venv broker-libs  ## install what is needed and run the whole suite on a r
 demo: venv broker-libs  ## broker, registry, worker, generated traffic and console; Ctrl-C stops all
 	$(VENV)/bin/fstreams demo
 
-bench: venv broker-libs  ## benchmarks; prints figures and ratios
+bench: venv broker-libs  ## benchmarks (about 15 min on 2 cores); prints figures and ratios
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/run_all.py
 

@@ -71,7 +71,7 @@ class FulfillmentProcessor:
         self.decoders = services["decoders"]
         self.sink = services["sink"]
         self.dead_letters = services["dead_letters"]
-        self.counters: dict[str, int] = services.setdefault("counters", {})
+        self.counters: dict[str, Any] = services.setdefault("counters", {})
         self.kinds = {topic: names.kind_of(topic) for topic in names.inputs}
         encoders = services["encoders"]
         self.outputs = {  # output -> (topic, encode, counter)
@@ -169,8 +169,12 @@ class FulfillmentProcessor:
                 self._emit("state", key, out.state)
             for mismatch in out.mismatches:
                 self._emit("mismatch", key, mismatch)
+                self._count_by("mismatches", f"{mismatch['category']}|{mismatch['status']}")
             for alert in out.alerts:
                 self._emit("alert", key, alert)
+                self._count_by("alerts", f"{alert['rule']}|{alert['state']}")
+            if out.reconciled is not None:
+                self._count_by("reconciled", "yes" if out.reconciled else "no")
 
     def forget_positions(self) -> None:
         self._positions.clear()
@@ -191,6 +195,10 @@ class FulfillmentProcessor:
             if position >= highwater:
                 idle.add(kind)
         return frozenset(idle)
+
+    def _count_by(self, family: str, label: str) -> None:
+        counts = self.counters.setdefault(family, {})  # type: ignore[call-overload]
+        counts[label] = counts.get(label, 0) + 1
 
     def _emit(self, output: str, key: bytes, record: dict[str, Any]) -> None:
         topic, encode, counter = self.outputs[output]

@@ -60,6 +60,7 @@ class Outputs:
     previous_due: int | None = None  # the order's timer before this step
     needs_evaluation: bool = False
     expired: bool = False  # delete the record (and its timer): the order is closed
+    reconciled: bool | None = None  # the money verdict, when this step reached one
 
 
 def new_record(key: str) -> Record:
@@ -97,6 +98,7 @@ def evaluate(record: Record, now_ms: int, config: PipelineConfig,
     review = reconciliation.review(inputs.order, inputs.settlements, inputs.refunds, now_ms,
                                    config.reconciliation)
     out.mismatches, record["rec"] = reconciliation.advance(record["rec"], review.open, now_ms)
+    out.reconciled = review.reconciled if inputs.order is not None else None
     if review.reconciled != record["rd"]:
         record["rd"] = review.reconciled
         out.state = fulfillment.republish(facts)  # money caught up: publish a new version

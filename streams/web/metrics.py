@@ -8,6 +8,7 @@ and readiness into metrics at scrape time.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, generate_latest
@@ -39,11 +40,29 @@ class PipelineCollector(Collector):
                                 ("mismatch_records", "reconciliation records emitted"),
                                 ("alert_records", "SLA alert records emitted")):
             yield CounterMetricFamily(f"fstreams_{name}", help_text, value=counters.get(name, 0))
+        yield from self._by_label(counters, "mismatches", "fstreams_mismatch_transitions",
+                                  "reconciliation records emitted", ("category", "status"))
+        yield from self._by_label(counters, "alerts", "fstreams_alert_transitions",
+                                  "SLA alert records emitted", ("rule", "state"))
+        evaluated = counters.get("reconciled", {})
+        total = sum(evaluated.values())
+        rate = GaugeMetricFamily("fstreams_reconciliation_match_ratio",
+                                 "share of order evaluations whose money fully matched")
+        rate.add_metric([], evaluated.get("yes", 0) / total if total else 0.0)
+        yield rate
         yield from self._lag()
         yield from self._tables()
         ready = GaugeMetricFamily("fstreams_ready", "1 when tables are recovered and consuming")
         ready.add_metric([], 1.0 if is_ready(pipeline) else 0.0)
         yield ready
+
+    @staticmethod
+    def _by_label(counters: dict[str, Any], family: str, name: str, help_text: str,
+                  labels: tuple[str, str]) -> Iterator[Metric]:
+        metric = CounterMetricFamily(name, help_text, labels=list(labels))
+        for label, value in sorted(counters.get(family, {}).items()):
+            metric.add_metric(label.split("|", 1), value)
+        yield metric
 
     def _lag(self) -> Iterator[Metric]:
         monitor = self.pipeline.app.monitor

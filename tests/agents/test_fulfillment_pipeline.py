@@ -3,6 +3,7 @@ against the generator's ground truth, against the pure fold, and for duplicate s
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
@@ -14,13 +15,27 @@ from streams.generator.output import produce_to_kafka
 from streams.schema_source import RegistrySchemaSource
 from streams.serde import WireDecoder
 from streams.settings import Settings
-from streams.topics import ORDER_STATE_TABLE, TopicNames, changelog_topic
+from streams.timers import CLOCK_KEY
+from streams.topics import ORDER_STATE_TABLE, ORDER_TIMERS_TABLE, TopicNames, changelog_topic
 from tables import fulfillment
 from tests.agents.conftest import StartWorker
 from tests.agents.oracle import live_records, oracle_records, verdicts
 from tests.kafka_helpers import end_offsets, read_topic, wait_for_zero_lag
 
 pytestmark = pytest.mark.broker
+ALERTING_MISMATCHES = {"unsettled": "unsettled_order", "missing_refund": "missing_refund"}
+
+
+def partition_times(settings: Settings) -> dict[int, int]:
+    """Each partition's final stream time, as the worker's clock keys in its timers table hold
+    it (every input read to its end: the newest event time minus the allowed lateness)."""
+    times = {}
+    topic = changelog_topic(settings.app_id, ORDER_TIMERS_TABLE)
+    for partition, _, key, value in read_topic(settings.bootstrap_servers, topic):
+        if key == CLOCK_KEY and value is not None:
+            clock = json.loads(value)
+            times[partition] = max(clock["max"].values()) - clock["allowed_lateness_ms"]
+    return times
 
 
 def emitted_states(settings: Settings, names: TopicNames) -> dict[str, list[dict[str, Any]]]:
@@ -68,6 +83,18 @@ def test_generated_traffic_matches_truth_and_the_pure_fold(
     early = {(m["order_id"] or m["settlement_line_ids"][0], m["category"])
              for m in generated.truth.not_yet_due if "category" in m}
     assert expected <= open_mismatches <= expected | early
+    # Each partition has its own stream time (the truth file has one, over all partitions):
+    # compare the breaches due by the earliest partition's time.
+    horizon = min(partition_times(settings).values())
+    firing = {(a["rule"], a["order_id"]) for record in live_records(settings).values()
+              for a in record["sla"]["alerts"]
+              if a["status"] == "firing" and a["starts_at"] <= horizon}
+    unresolved = {(b["rule"], b["order_id"]) for b in generated.truth.sla_breaches
+                  if b["resolved_at"] is None and b["deadline"] <= horizon}
+    unresolved |= {(ALERTING_MISMATCHES[m["category"]], m["order_id"])
+                   for m in generated.truth.mismatches
+                   if m["category"] in ALERTING_MISMATCHES and m["due_at"] <= horizon}
+    assert firing == unresolved
 
     truth = generated.truth.orders
     for order_id, expected in truth.items():
@@ -83,13 +110,14 @@ def test_generated_traffic_matches_truth_and_the_pure_fold(
     assert len(dead) == generated.truth.dead_letters["count"]
 
     # A source replays everything it sent (a 3PL re-sends a day): nothing new is emitted.
-    before = end_offsets(settings.bootstrap_servers, [names.fulfillment_states])
+    derived = [names.fulfillment_states, names.reconciliation_mismatches, names.sla_alerts]
+    before = end_offsets(settings.bootstrap_servers, derived)
     replayed = [ev for ev in generated.events if not ev.is_bad]
     produce_to_kafka(replayed, bootstrap=settings.bootstrap_servers,
                      registry_url=settings.registry_url, topic_prefix=settings.topic_prefix)
     wait_for_zero_lag(settings.bootstrap_servers, settings.app_id, names.inputs,
                       workers=[worker])
-    assert end_offsets(settings.bootstrap_servers, [names.fulfillment_states]) == before
+    assert end_offsets(settings.bootstrap_servers, derived) == before
 
 
 def test_closed_orders_leave_the_table_as_tombstones(
