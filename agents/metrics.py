@@ -99,6 +99,10 @@ class StateObserver:
                 continue
             counted = batch.get(msg.key, event) or metrics_rules.new_counted()
             observations = metrics_rules.observe(counted, state)
+            if not observations:
+                # Nothing new counted: skip the write (most versions move no milestone). The
+                # counting is idempotent without the stored version, which is a shortcut.
+                continue
             batch.put(msg.key, counted, event)
             for obs in observations:
                 self.sink.produce(self.topic, None, encode_observation(obs), partition=0)

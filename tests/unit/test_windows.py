@@ -186,3 +186,17 @@ def test_milestones_count_once_per_order_and_replays_count_nothing() -> None:
     again = _state(3, **{k: v for k, v in shipped.items() if k != "version"})
     assert metrics_rules.observe(counted, again) == []  # new version, same milestones
     assert metrics_rules.observe(counted, _state(1, accepted_at=T0)) == []  # replayed old one
+
+
+def test_counting_is_idempotent_even_without_the_stored_version() -> None:
+    """The agent stores the per-order record only when something was counted, so a replay
+    may meet a record whose version is older than the state: milestones still count once."""
+    counted = metrics_rules.new_counted()
+    shipped = _state(2, accepted_at=T0, shipped_at=T0 + HOUR_MS, warehouses=["W1"],
+                     shipment_count=1, lines=[{"shipped": 3}],
+                     open_exceptions=[{"shipment_id": "s1", "since": T0 + HOUR_MS}])
+    assert metrics_rules.observe(counted, shipped)
+    counted["v"] = -1
+    assert metrics_rules.observe(counted, shipped) == []
+    assert metrics_rules.observe(counted, _state(5, accepted_at=T0, lines=[{"shipped": 2}],
+                                                 shipment_count=1)) == []
