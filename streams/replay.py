@@ -170,7 +170,8 @@ class Replayer:
                 t for t in timers.get(p, {}) if t != CLOCK_KEY}
             loaded = {} if rebuild else {k.decode(): json.loads(v)
                                           for k, v in records.get(p, {}).items()}
-            runner = OrderRunner(self.config, self.settings.allowed_lateness_ms, loaded)
+            runner = OrderRunner(self.config, self.settings.allowed_lateness_ms, loaded,
+                                 coalesce=True)
             clock = timers.get(p, {}).get(CLOCK_KEY)
             if clock is not None and not rebuild:
                 runner.clock = AlignedClock.restore(KINDS, json.loads(clock))

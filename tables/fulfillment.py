@@ -46,6 +46,7 @@ __all__ = [
     "new_state",
     "republish",
     "seen",
+    "settle",
     "step",
     "timeline",
     "validate",
@@ -76,6 +77,15 @@ def step(state: State, event_kind: str, event: Event) -> FulfillmentState | None
     """
     if fold_event(state, event_kind, event) != MATERIAL:
         return None  # a replay, or no fact the canonical view reads has moved
+    return settle(state)
+
+
+def settle(state: State) -> FulfillmentState | None:
+    """The canonical state as a new version if it differs from the last one, else None.
+
+    `step` calls it per event; a bulk path folds a whole batch with `fold_event` and settles
+    each order once at the end (one derive and one version per order per batch).
+    """
     fs = derive(state)
     if fs is None:
         return None

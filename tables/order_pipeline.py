@@ -68,13 +68,22 @@ def new_record(key: str) -> Record:
             "due": None}
 
 
-def on_event(record: Record, kind: str, event: Mapping[str, Any]) -> Outputs:
-    """Fold one input event. A replayed event (same event_id) returns nothing to do."""
+def on_event(record: Record, kind: str, event: Mapping[str, Any], *,
+             coalesce: bool = False) -> Outputs:
+    """Fold one input event. A replayed event (same event_id) returns nothing to do.
+
+    With `coalesce` (the bulk path) the canonical state is not derived per event: the caller
+    `settle`s each changed order once at the end of its batch, one version per batch.
+    """
     facts = record["f"]
     if fulfillment.seen(facts, event["event_id"]):
         return Outputs(previous_due=record["due"])
     if event.get("order_id") is None:
         record["no"] = True
+    if coalesce:
+        changed = fulfillment.fold_event(facts, kind, event) == fulfillment.MATERIAL
+        return Outputs(previous_due=record["due"],
+                       needs_evaluation=changed or facts["snap"] is None)
     state = fulfillment.step(facts, kind, event)
     # Rules read the canonical view and the facts behind it: an event that changed neither
     # (a repeated carrier scan) cannot change a verdict. Orphans have no view yet, so any new
@@ -129,6 +138,12 @@ def evaluate(record: Record, now_ms: int, config: PipelineConfig,
         candidates.append(facts["tmax"] + retention)  # look again when it may have closed
     record["due"] = min(candidates, default=None)
     return out
+
+
+def settle(record: Record) -> FulfillmentState | None:
+    """After a coalesced batch: the order's canonical state as one new version, if it changed."""
+    state = fulfillment.settle(record["f"])
+    return None if state is None else stamp(record, state)
 
 
 def stamp(record: Record, state: FulfillmentState) -> FulfillmentState:

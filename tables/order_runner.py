@@ -19,6 +19,7 @@ from tables.order_pipeline import (
     evaluate,
     new_record,
     on_event,
+    settle,
     stamp,
 )
 from tables.records import FulfillmentState
@@ -44,8 +45,11 @@ def verdicts(key: str, out: Outputs) -> Iterator[Emitted]:
 
 class OrderRunner:
     def __init__(self, config: PipelineConfig, allowed_lateness_ms: int,
-                 records: dict[str, Record] | None = None) -> None:
+                 records: dict[str, Record] | None = None, *, coalesce: bool = False) -> None:
+        """`coalesce`: one canonical state per changed order per batch (the bulk replay),
+        instead of one per changing event (what the live agent emits)."""
         self.config = config
+        self.coalesce = coalesce
         self.clock = AlignedClock(KINDS, allowed_lateness_ms)
         self.records: dict[str, Record] = records if records is not None else {}
         self.timers = Deadlines()
@@ -70,11 +74,17 @@ class OrderRunner:
             record = self.records.get(key)
             if record is None:
                 record = self.records[key] = new_record(key)
-            out = on_event(record, kind, event)
+            out = on_event(record, kind, event, coalesce=self.coalesce)
             if out.state is not None:
                 result.append(("state", key, stamp(record, out.state)))
             if out.needs_evaluation:
                 dirty[key] = out.state if out.state is not None else dirty.get(key)
+        if self.coalesce:
+            for key in dirty:
+                state = settle(self.records[key])
+                if state is not None:
+                    result.append(("state", key, state))
+                dirty[key] = state
         now = self.clock.now(idle)
         if now is not None:
             result += self.advance(now, dirty)

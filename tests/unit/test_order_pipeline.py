@@ -11,7 +11,7 @@ from streams.generator import thresholds
 from streams.generator.build import Generated, generate
 from streams.generator.config import GeneratorConfig
 from tables import fulfillment
-from tables.order_pipeline import PipelineConfig
+from tables.order_pipeline import PipelineConfig, fulfillment_state
 from tables.order_runner import OrderRunner
 
 KINDS = {"orders": "order", "shipments": "shipment", "returns": "return",
@@ -107,3 +107,25 @@ def test_closed_orders_expire_after_the_retention_and_open_ones_stay(
         state = record["f"]
         closed = fulfillment.is_closed(state, far, 6 * hour)
         assert record["rec"] or record["sla"]["alerts"] or not closed, key
+
+
+def test_coalesced_batches_reach_the_same_verdicts_with_fewer_versions(
+    generated: Generated,
+) -> None:
+    events = [(ev.key if ev.key is not None else ev.value["settlement_line_id"],
+               KINDS[ev.topic], ev.value) for ev in generated.events if not ev.is_bad]
+    per_event, _ = run(generated, 2_000)
+    coalesced = OrderRunner(PipelineConfig(), thresholds.ALLOWED_LATENESS_MS, coalesce=True)
+    emitted = []
+    for start in range(0, len(events), 2_000):
+        emitted += coalesced.process_batch(events[start:start + 2_000])
+    emitted += coalesced.advance(generated.truth.stream_time)
+    assert open_mismatches(coalesced) == open_mismatches(per_event)
+    assert firing(coalesced) == firing(per_event)
+    states = [s for output, _, s in emitted if output == "state"]
+    assert len(states) < sum(1 for ev in generated.events if not ev.is_bad)
+    final = {s["order_id"]: s for s in states}
+    for key, record in per_event.records.items():
+        state = fulfillment_state(record)
+        if state is not None:
+            assert fulfillment.canonical_view(final[key]) == fulfillment.canonical_view(state)
