@@ -91,6 +91,9 @@ class FulfillmentProcessor:
         for event in events:
             msg = event.message
             counters[msg.topic] = counters.get(msg.topic, 0) + 1
+            # Read is read, dead letter or not: a partition whose last record was dead-lettered
+            # is still read to its end and must not hold stream time back.
+            self._positions[msg.tp] = msg.offset + 1
             try:
                 value = self._decode(event)
             except RegistryUnavailable:
@@ -99,7 +102,6 @@ class FulfillmentProcessor:
                 continue
             key = msg.key or b""
             kind = self.kinds[msg.topic]
-            self._positions[msg.tp] = msg.offset + 1
             self.timers.clock(msg.partition, event).observe(kind, value["event_time"])
             last_of_partition[msg.partition] = event
             record = batch.get(key, event)
