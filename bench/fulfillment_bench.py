@@ -249,6 +249,8 @@ def profile_live(a: argparse.Namespace) -> str:
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
+        if not n.isdigit():  # py-spy's notes (e.g. about paths) are not samples
+            continue
         frames = stack.split(";")
         func, _, where = frames[-1].partition(" (")
         own[f"{func} ({where.rsplit(':', 1)[0]})"] += int(n)  # per function, not per line
