@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -14,11 +16,11 @@ from streams.generator.emit import GeneratedEvent
 from streams.generator.output import produce_to_kafka
 from streams.procs import ChildProcess, fstreams, http_ok
 from streams.settings import Settings
-from streams.topics import TopicNames
+from streams.topics import ORDER_STATE_TABLE, TopicNames, changelog_topic
 from tables import fulfillment
 from tests.agents.oracle import live_records, oracle_records, verdicts
 from tests.agents.test_fulfillment_pipeline import emitted_states
-from tests.kafka_helpers import Process, committed_offsets, end_offsets
+from tests.kafka_helpers import Process, committed_offsets, end_offsets, read_topic
 
 
 def names_of(settings: Settings) -> TopicNames:
@@ -28,9 +30,33 @@ def names_of(settings: Settings) -> TopicNames:
 def produce(settings: Settings, events: Sequence[GeneratedEvent],
             rate: float | None = None) -> None:
     """Through the product's producer SDK (paced to `rate` events/s when given)."""
-    produce_to_kafka(events, bootstrap=settings.bootstrap_servers,
-                     registry_url=settings.registry_url, topic_prefix=settings.topic_prefix,
-                     partitions=settings.partitions, rate=rate)
+    delivered = produce_to_kafka(events, bootstrap=settings.bootstrap_servers,
+                                 registry_url=settings.registry_url,
+                                 topic_prefix=settings.topic_prefix,
+                                 partitions=settings.partitions, rate=rate)
+    assert delivered == len(events), f"{delivered} of {len(events)} events delivered"
+
+
+class Feeder(threading.Thread):
+    """Produces `events` paced in the background; `join()` re-raises what went wrong."""
+
+    def __init__(self, settings: Settings, events: Sequence[GeneratedEvent],
+                 rate: float) -> None:
+        super().__init__(name="feeder", daemon=True)
+        self.settings, self.events, self.rate = settings, events, rate
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            produce(self.settings, self.events, self.rate)
+        except BaseException as exc:
+            self.error = exc
+
+    def join(self, timeout: float | None = 120.0) -> None:
+        super().join(timeout)
+        assert not self.is_alive(), "the feeder did not finish"
+        if self.error is not None:
+            raise self.error
 
 
 def input_progress(settings: Settings) -> tuple[int, int]:
@@ -61,9 +87,18 @@ def assert_live_equals_oracle(settings: Settings) -> dict[str, dict[str, Any]]:
     live = verdicts(live_records(settings))
     oracle = verdicts(oracle_records(settings))
     differ = sorted(k for k in set(live) | set(oracle) if live.get(k) != oracle.get(k))
-    shown = "; ".join(f"{k}: live {live.get(k)} oracle {oracle.get(k)}" for k in differ[:3])
+    shown = "; ".join(f"{k}: live {live.get(k)} oracle {oracle.get(k)}, changelog writes "
+                      f"(offset, version): {changelog_history(settings, k)}" for k in differ[:3])
     assert not differ, f"{len(differ)} of {len(oracle)} orders differ from the oracle: {shown}"
     return live
+
+
+def changelog_history(settings: Settings, order_id: str) -> list[tuple[int, int | None]]:
+    """(offset, fold version) of every write of `order_id` to the order table's changelog."""
+    topic = changelog_topic(settings.app_id, ORDER_STATE_TABLE)
+    return [(offset, None if value is None else json.loads(value)["f"]["v"])
+            for _, offset, key, value in read_topic(settings.bootstrap_servers, topic)
+            if key == order_id.encode()]
 
 
 def assert_duplicates_detectable(settings: Settings, live: dict[str, dict[str, Any]]) -> int:

@@ -6,7 +6,6 @@ stream ends in the table's state) and the emitted duplicates (exact repeats only
 from __future__ import annotations
 
 import random
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from tests.agents.test_fulfillment_pipeline import emitted_states
 from tests.kafka_helpers import wait_for_zero_lag
 from tests.reliability.conftest import FAST_GROUP
 from tests.reliability.support import (
+    Feeder,
     assert_duplicates_detectable,
     assert_live_equals_oracle,
     input_progress,
@@ -69,8 +69,7 @@ def crashed_twice(kafka_bootstrap: str, registry_url: str,
     try:
         victim = start("kept")
         wait_for("committing input", lambda: input_progress(settings)[0] > 0, workers=[victim])
-        feeder = threading.Thread(target=produce, args=(settings, events[cut:]),
-                                  kwargs={"rate": 40.0})
+        feeder = Feeder(settings, events[cut:], rate=40.0)
         feeder.start()
         committed = kill_mid_stream(settings, victim, cut // 2, len(events))
         kill_mid_stream(settings, start("kept"), committed, len(events))
