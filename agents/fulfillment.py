@@ -9,8 +9,8 @@ the same record in the same batch (see that module for why), and deadlines ("uns
 5 days") fire from stream-time timers (`streams/timers.py`).
 
 The loop is batch-shaped for speed (streams/batching.py, streams/sink.py): decode and fold
-every event of a batch, evaluate each changed order once, write each touched order once,
-hand outputs to librdkafka.
+every event of a batch, then per changed order once: settle its canonical state (one version
+per order per batch), evaluate its verdicts, write its record; outputs go to librdkafka.
 """
 
 from __future__ import annotations
@@ -108,17 +108,22 @@ class FulfillmentProcessor:
             if record is None:
                 record = order_pipeline.new_record(key.decode())
             try:
-                out = order_pipeline.on_event(record, kind, value)
+                out = order_pipeline.on_event(record, kind, value, coalesce=True)
             except Exception as exc:  # a fold bug must not stop the stream; keep the evidence
                 log.exception("fold failed", extra={"order_id": key.decode(errors="replace")})
                 self._dead_letter(event, exc, STAGE_FOLD)
                 continue
             batch.put(key, record, event)
-            if out.state is not None:
-                self._emit("state", key, order_pipeline.stamp(record, out.state))
             if out.needs_evaluation:
-                state = out.state if out.state is not None else dirty.get(key, (None,))[0]
-                dirty[key] = (state, event)
+                dirty[key] = (None, event)
+        # One canonical state per changed order per batch (a batch spans at most
+        # batch_timeout_s): derive, encode and produce once, not once per event.
+        for key, (_, event) in dirty.items():
+            record = batch.get(key, event)
+            state = None if record is None else order_pipeline.settle(record)
+            if state is not None:
+                self._emit("state", key, state)
+            dirty[key] = (state, event)
         for partition, event in last_of_partition.items():
             self._evaluate_partition(partition, event, batch, dirty)
         self._finish(batch)
