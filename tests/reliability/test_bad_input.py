@@ -204,12 +204,14 @@ def test_bad_records_are_dead_lettered_and_good_ones_processed(
     assert_live_equals_oracle(settings)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agents/fulfillment.py: a dead-lettered record does not advance the partition's read "
-    "position (_positions is set only after a successful decode+validate), so an input "
-    "partition whose last record was dead-lettered never counts as read to its end in "
-    "_idle_inputs; that input keeps holding stream time back and the deadlines the oracle "
-    "fires at the end (SLA alerts, 'unsettled' mismatches) never fire live"))
+@pytest.mark.xfail(strict=False, reason=(
+    "agents/fulfillment.py: dead-lettered records neither advance _positions (set only after "
+    "a successful decode+validate) nor trigger _evaluate_partition (last_of_partition is set "
+    "only for good records); so when an input partition ends with dead-lettered records, the "
+    "last evaluation of that partition counts those inputs as busy in _idle_inputs, stream "
+    "time stays held back and deadlines the oracle fires at the end (SLA alerts, 'unsettled' "
+    "mismatches) never fire live. Depends on batch cuts: failed 2 runs of 3 here, hence "
+    "not strict"))
 def test_partition_ending_with_a_bad_record(app_settings: Settings, start: StartWorker) -> None:
     """Good traffic, then one undecodable record at the end of every input partition: the
     live verdicts still equal the oracle's (the bad record is skipped, time moves on)."""

@@ -3,6 +3,7 @@ worker and the registry reconnect, and the worker finishes with the pure oracle'
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,13 @@ from tests.reliability.support import (
     worker_process,
 )
 
-pytestmark = pytest.mark.broker
+pytestmark = [
+    pytest.mark.broker,
+    # Two broker JVM starts plus a registry: 50-85 s on a loaded 2-core machine, more than the
+    # rest of tests/reliability together. Opt in: FSTREAMS_TEST_BROKER_RESTART=1.
+    pytest.mark.skipif(not os.environ.get("FSTREAMS_TEST_BROKER_RESTART"),
+                       reason="slow; set FSTREAMS_TEST_BROKER_RESTART=1 to run it"),
+]
 
 
 def test_broker_killed_and_restarted_mid_stream(tmp_path: Path) -> None:

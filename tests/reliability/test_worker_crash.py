@@ -96,14 +96,15 @@ def test_crashes_lose_nothing(crashed_twice: Settings) -> None:
     assert not stale
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=False, reason=(
     "FulfillmentState.version numbers state changes in processing order, and a worker that "
     "restarts after kill -9 re-reads the uncommitted input with a different interleaving of "
     "the four input topics and different batch cuts than its predecessor, so it re-emits an "
     "(order_id, version) already emitted with different content (caused_by_event_id, "
     "fee_amount, reconciled, settlement_ids, lines...): the version does not identify a "
     "state, a consumer dropping versions it has seen keeps stale content (README: 'derived "
-    "records carry an order version ... so a duplicate after a crash is detectable')"))
+    "records carry an order version ... so a duplicate after a crash is detectable'). "
+    "Depends on where the kills land: 6 crash runs of 8 showed it here, hence not strict"))
 def test_crash_duplicates_are_exact_repeats(crashed_twice: Settings) -> None:
     """What a crash re-emits repeats an (order_id, version) with the same content, versions
     have no gap, and the highest version is the table's state."""
