@@ -210,7 +210,7 @@ def test_bad_records_are_dead_lettered_and_good_ones_processed(
     "only for good records); so when an input partition ends with dead-lettered records, the "
     "last evaluation of that partition counts those inputs as busy in _idle_inputs, stream "
     "time stays held back and deadlines the oracle fires at the end (SLA alerts, 'unsettled' "
-    "mismatches) never fire live. Depends on batch cuts: failed 2 runs of 3 here, hence "
+    "mismatches) never fire live. Depends on batch cuts: failed 2 runs of 4 here, hence "
     "not strict"))
 def test_partition_ending_with_a_bad_record(app_settings: Settings, start: StartWorker) -> None:
     """Good traffic, then one undecodable record at the end of every input partition: the

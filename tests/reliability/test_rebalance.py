@@ -39,7 +39,7 @@ def events_consumed(port: int) -> float:
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "intermittent lost update across the rebalance (1 run in 4 here): an order's table "
+    "intermittent lost update across the rebalance (1 run in 5 here): an order's table "
     "record ended without a settlement's fee (fee_amount 0, oracle 300) although the group "
     "had committed past that event; not strict because the race does not fire every run"))
 def test_worker_joins_and_leaves_mid_stream(app_settings: Settings, start: StartWorker) -> None:

@@ -104,7 +104,7 @@ def test_crashes_lose_nothing(crashed_twice: Settings) -> None:
     "fee_amount, reconciled, settlement_ids, lines...): the version does not identify a "
     "state, a consumer dropping versions it has seen keeps stale content (README: 'derived "
     "records carry an order version ... so a duplicate after a crash is detectable'). "
-    "Depends on where the kills land: 6 crash runs of 8 showed it here, hence not strict"))
+    "Depends on where the kills land: 6 crash runs of 9 showed it here, hence not strict"))
 def test_crash_duplicates_are_exact_repeats(crashed_twice: Settings) -> None:
     """What a crash re-emits repeats an (order_id, version) with the same content, versions
     have no gap, and the highest version is the table's state."""
