@@ -96,13 +96,14 @@ def test_percentiles_are_the_bucket_upper_bounds_by_nearest_rank() -> None:
     assert percentile(histogram, 0.5) is None
     for value in range(1, 101):  # 1..100 ms
         histogram_add(histogram, value)
-    assert percentile(histogram, 0.50) == 50.0
-    assert percentile(histogram, 0.95) == 100.0
-    assert percentile(histogram, 0.99) == 100.0
+    assert percentile(histogram, 0.50) == 50.0  # exact while buckets are 1 ms wide
+    p95, p99 = percentile(histogram, 0.95), percentile(histogram, 0.99)
+    assert p95 is not None and p99 is not None
+    assert 95 <= p95 <= 95 * 1.05 + 1 and 99 <= p99 <= 99 * 1.05 + 1
     assert bucket_of(0) == 0 and bucket_of(10**15) == len(BUCKET_BOUNDS_MS) - 1
-    for value in (1, 3, 999, 123_456_789):
+    for value in (1, 3, 999, 123_456_789, 129_600_000):
         bound = BUCKET_BOUNDS_MS[bucket_of(value)]
-        assert value <= bound < value * 2.5 + 1  # never understates, within one 1-2-5 step
+        assert value <= bound <= value * 1.05 + 1  # never understates, at most 5% over
 
 
 def test_histograms_merge_to_the_histogram_of_all_values() -> None:
