@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 STAGE_DECODE = "decode"
 STAGE_VALIDATE = "validate"
 STAGE_FOLD = "fold"
+EX_SOFTWARE = 70  # sysexits: internal software error
 
 
 class PartitionEvent:
@@ -275,4 +277,12 @@ def register(pipeline: Pipeline) -> None:
         async for events in stream.take_events(settings.batch_max_events,
                                                settings.batch_timeout_s):
             async with lock:
-                await processor.process(events)
+                try:
+                    await processor.process(events)
+                except Exception:
+                    # Bad input is dead-lettered inside; anything escaping is our failure.
+                    # Faust would ack this batch when the agent stops and commit past it
+                    # (lost input), so stop hard, uncommitted: a supervisor restarts the
+                    # worker and the batch is processed again.
+                    log.critical("batch failed; exiting without committing it", exc_info=True)
+                    os._exit(EX_SOFTWARE)

@@ -46,10 +46,22 @@ def _header_list(headers: RawHeaders) -> list[dict[str, Any]]:
     return out
 
 
+# A reason that quotes a huge field would double the dead letter's size and push it past the
+# message size limit; the original bytes are kept whole, the reason is cut.
+MAX_REASON_CHARS = 2_000
+# Dead letters carry whole originals plus their reason: allow up to the embedded broker's
+# 8 MiB (the dead-letter topic is created with the same max.message.bytes).
+MAX_DEAD_LETTER_BYTES = 8 * 1024 * 1024
+
+
 def _error_fields(exc: BaseException | str) -> tuple[str, str]:
     if isinstance(exc, BaseException):
-        return type(exc).__name__, str(exc) or repr(exc)
-    return str(exc), str(exc)
+        name, message = type(exc).__name__, str(exc) or repr(exc)
+    else:
+        name, message = str(exc)[:200], str(exc)
+    if len(message) > MAX_REASON_CHARS:
+        message = f"{message[:MAX_REASON_CHARS]}... ({len(message)} characters, cut)"
+    return name, message
 
 
 class DeadLetterSink:
@@ -63,7 +75,8 @@ class DeadLetterSink:
         self.encoder = WireEncoder(source, f"{self.topic}-value", load_schema_text("DeadLetter"),
                                    auto_register=auto_register)
         self.encoder.resolve()  # now, while the registry is up; send() never needs it again
-        conf = {"client.id": "fstreams-dlq", "linger.ms": 20}
+        conf = {"client.id": "fstreams-dlq", "linger.ms": 20,
+                "message.max.bytes": MAX_DEAD_LETTER_BYTES, "compression.type": "lz4"}
         conf.update(config or {})
         self.producer = Producer(producer_config(bootstrap, conf))
         self.sent = 0

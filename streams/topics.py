@@ -66,7 +66,8 @@ def changelog_topic(app_id: str, table: str) -> str:
 def topic_configs(name: str, names: TopicNames) -> dict[str, str]:
     """Broker-side config per topic: dead letters keep 30 days, the rest the broker default."""
     if name == names.dead_letters:
-        return {"retention.ms": str(30 * 86_400_000)}
+        # Whole originals plus their reason: room for an input at the 1 MiB default and more.
+        return {"retention.ms": str(30 * 86_400_000), "max.message.bytes": str(8 * 1024 * 1024)}
     return {}
 
 

@@ -204,14 +204,6 @@ def test_bad_records_are_dead_lettered_and_good_ones_processed(
     assert_live_equals_oracle(settings)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "agents/fulfillment.py: dead-lettered records neither advance _positions (set only after "
-    "a successful decode+validate) nor trigger _evaluate_partition (last_of_partition is set "
-    "only for good records); so when an input partition ends with dead-lettered records, the "
-    "last evaluation of that partition counts those inputs as busy in _idle_inputs, stream "
-    "time stays held back and deadlines the oracle fires at the end (SLA alerts, 'unsettled' "
-    "mismatches) never fire live. Depends on batch cuts: failed 2 runs of 4 here, hence "
-    "not strict"))
 def test_partition_ending_with_a_bad_record(app_settings: Settings, start: StartWorker) -> None:
     """Good traffic, then one undecodable record at the end of every input partition: the
     live verdicts still equal the oracle's (the bad record is skipped, time moves on)."""
@@ -229,14 +221,6 @@ def test_partition_ending_with_a_bad_record(app_settings: Settings, start: Start
     assert_live_equals_oracle(settings)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "streams/dlq.py DeadLetterSink.send: a dead letter carries the original value and a "
-    "reason that quotes the bad field, so a ~600 KB record yields a ~1.2 MB dead letter; "
-    "librdkafka refuses it synchronously (KafkaException MSG_SIZE_TOO_LARGE, producer "
-    "message.max.bytes 1 MB), the exception escapes FulfillmentProcessor._dead_letter and "
-    "crashes the fulfillment agent while the worker process stays up and its consumer "
-    "offsets still advance: the bad record is not dead-lettered and the good records of "
-    "its batch and after it are never folded"))
 def test_record_near_the_size_limit_is_dead_lettered(app_settings: Settings,
                                                      start: StartWorker) -> None:
     """A 600 KB invalid record (well under the 1 MB producer default) between good traffic is
