@@ -36,6 +36,17 @@ SPEC: dict[str, Any] = {
                 "properties": {"order_id": {"type": "string"},
                                "events": {"type": "array", "items": {"type": "object"}}}}),
                 "400": _ERROR, "404": _ERROR}}},
+        "/metrics/windows": {"get": {
+            "summary": "Closed windows of the analysts' metrics (fulfillment-metrics)",
+            "parameters": [
+                {"name": "name", "in": "query", "schema": {"type": "string"}},
+                {"name": "group", "in": "query", "schema": {"type": "string"}},
+                {"name": "from", "in": "query", "schema": {"type": "integer"},
+                 "description": "window start at or after, epoch millis"},
+                {"name": "to", "in": "query", "schema": {"type": "integer"},
+                 "description": "window end at or before, epoch millis"},
+            ],
+            "responses": {"200": _json("windows", {"type": "object"}), "400": _ERROR}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {
             "200": _json("alive", {"type": "object"})}}},
         "/readyz": {"get": {"summary": "Readiness: tables recovered", "responses": {
