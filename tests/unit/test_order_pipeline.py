@@ -129,3 +129,15 @@ def test_coalesced_batches_reach_the_same_verdicts_with_fewer_versions(
         state = fulfillment_state(record)
         if state is not None:
             assert fulfillment.canonical_view(final[key]) == fulfillment.canonical_view(state)
+
+
+def test_generated_traffic_reaches_every_category_and_rule(generated: Generated) -> None:
+    from tables.reconciliation import CATEGORIES
+    from tables.sla_rules import load_rules
+
+    _, emitted = run(generated, 500)
+    categories = {r["category"] for output, _, r in emitted if output == "mismatch"}
+    assert categories == set(CATEGORIES)
+    rules = {r["rule"] for output, _, r in emitted if output == "alert"}
+    per_order = {rule.name for rule in load_rules() if rule.scope == "order"}
+    assert rules == per_order
