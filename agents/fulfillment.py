@@ -25,17 +25,15 @@ from faust.types import TP, EventT, TableT
 
 from streams.app import Pipeline
 from streams.batching import KeyedBatch, TableWriter
+from streams.ingest import RejectedInput, read_input
 from streams.schema_source import RegistryUnavailable
-from streams.serde import DecodeError
 from streams.timers import TimerIndex
 from streams.topics import ORDER_STATE_TABLE, ORDER_TIMERS_TABLE
-from tables import fulfillment, order_pipeline
+from tables import order_pipeline
 from tables.order_pipeline import Outputs, PipelineConfig, Record
 from tables.order_runner import KINDS
 
 log = logging.getLogger(__name__)
-STAGE_DECODE = "decode"
-STAGE_VALIDATE = "validate"
 STAGE_FOLD = "fold"
 EX_SOFTWARE = 70  # sysexits: internal software error
 
@@ -231,15 +229,10 @@ class FulfillmentProcessor:
     def _decode(self, event: EventT) -> dict[str, Any] | None:
         msg = event.message
         try:
-            record: dict[str, Any] = self.decoders[msg.topic].decode(msg.value)
-        except DecodeError as exc:
-            self._dead_letter(event, exc, STAGE_DECODE)
+            return read_input(self.decoders[msg.topic], self.kinds[msg.topic], msg.value)
+        except RejectedInput as rejected:
+            self._dead_letter(event, rejected.cause, rejected.stage)
             return None
-        reason = fulfillment.validate(self.kinds[msg.topic], record)
-        if reason is not None:
-            self._dead_letter(event, ValueError(reason), STAGE_VALIDATE)
-            return None
-        return record
 
     def _dead_letter(self, event: EventT, exc: BaseException, stage: str) -> None:
         msg = event.message

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.procs import session_dying_with_parent
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / ".data" / "bench"  # git-ignored scratch: child logs, state dirs, the Quix venv
@@ -112,15 +114,6 @@ def proc_peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _session_dying_with_parent() -> None:
-    """preexec_fn: own session (stop() signals the group) and SIGKILL when the bench dies."""
-    os.setsid()
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def exit_on_sigterm() -> None:
     """SIGTERM unwinds like Ctrl-C, so every `finally` stops its children and the broker."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -138,7 +131,7 @@ class Child:
             self.proc = subprocess.Popen(list(argv), cwd=SRC, env={**os.environ, **(env or {})},
                                          stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL,
-                                         preexec_fn=_session_dying_with_parent)
+                                         preexec_fn=session_dying_with_parent)
 
     @property
     def running(self) -> bool:
@@ -242,6 +235,28 @@ def cpu_now() -> float:
 # -- reporting ------------------------------------------------------------------------------
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.0
+
+
+Medians = dict[str, tuple[float, float, float]]  # impl -> (events/s, CPU us/event, RSS MB)
+
+
+def results_table(runs: dict[str, list[Run]], labels: dict[str, str], ceiling: str,
+                  ceiling_header: str) -> tuple[Medians, str]:
+    """Medians per contender and the Markdown table every bench prints (rate vs `ceiling`)."""
+    med: Medians = {impl: (median([r.rate for r in rs]), median([r.cpu_us for r in rs]),
+                           max(r.rss_mb for r in rs)) for impl, rs in runs.items() if rs}
+    top = med.get(ceiling, (0.0, 0.0, 0.0))[0]
+    rows = []
+    for impl, (rate, cpu, rss) in med.items():
+        rs = runs[impl]
+        capped = sum(r.capped for r in rs)
+        rows.append([labels[impl], f"{rate:,.0f}", f"{cpu:.1f}", f"{rss:.0f}",
+                     f"{rate / top:.2f}" if top else "-",
+                     f"{len(rs)}" + (f" ({capped} capped)" if capped else ""),
+                     f"{median([r.events for r in rs]):,.0f}"])
+    table = markdown(["implementation", "events/s", "CPU us/event", "peak RSS MB",
+                      ceiling_header, "runs", "events measured"], rows)
+    return med, table
 
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

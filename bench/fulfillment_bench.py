@@ -301,20 +301,8 @@ def run_one(impl: str, a: argparse.Namespace, total: int, inputs: tuple[str, ...
 
 
 def report(a: argparse.Namespace, runs: dict[str, list[benchkit.Run]], setup: str) -> str:
-    med = {impl: (benchkit.median([r.rate for r in rs]), benchkit.median([r.cpu_us for r in rs]),
-                  max(r.rss_mb for r in rs)) for impl, rs in runs.items() if rs}
-    ceiling = med.get("ceiling", (0.0,))[0]
-    rows = []
-    for impl, (rate, cpu, rss) in med.items():
-        rs = runs[impl]
-        capped = sum(r.capped for r in rs)
-        rows.append([LABELS[impl], f"{rate:,.0f}", f"{cpu:.1f}", f"{rss:.0f}",
-                     f"{rate / ceiling:.2f}" if ceiling else "-",
-                     f"{len(rs)}" + (f" ({capped} capped)" if capped else ""),
-                     f"{benchkit.median([r.events for r in rs]):,.0f}"])
-    table = benchkit.markdown(
-        ["implementation", "events/s", "CPU us/event", "peak RSS MB", "vs ceiling", "runs",
-         "events measured"], rows)
+    med, table = benchkit.results_table(runs, LABELS, "ceiling", "vs ceiling")
+    ceiling = med.get("ceiling", (0.0, 0.0, 0.0))[0]
 
     def get(impl: str, i: int = 0) -> float:
         return med[impl][i] if impl in med else 0.0

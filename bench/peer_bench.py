@@ -355,20 +355,7 @@ def run_one(impl: str, a: argparse.Namespace, topic: str, keys: int, offsets: be
 
 
 def report(a: argparse.Namespace, runs: dict[str, list[benchkit.Run]], setup: str) -> str:
-    med = {impl: (benchkit.median([r.rate for r in rs]), benchkit.median([r.cpu_us for r in rs]),
-                  max(r.rss_mb for r in rs)) for impl, rs in runs.items() if rs}
-    ceiling = med.get("raw", (0.0,))[0]
-    rows = []
-    for impl, (rate, cpu, rss) in med.items():
-        vs = f"{rate / ceiling:.2f}" if ceiling else "-"
-        rs = runs[impl]
-        capped = sum(r.capped for r in rs)
-        rows.append([LABELS[impl], f"{rate:,.0f}", f"{cpu:.1f}", f"{rss:.0f}", vs,
-                     f"{len(rs)}" + (f" ({capped} capped)" if capped else ""),
-                     f"{benchkit.median([r.events for r in rs]):,.0f}"])
-    table = benchkit.markdown(
-        ["implementation", "events/s", "CPU us/event", "peak RSS MB", "vs raw ceiling", "runs",
-         "events measured"], rows)
+    med, table = benchkit.results_table(runs, LABELS, "raw", "vs raw ceiling")
 
     def ratio(x: str, y: str, target: float) -> list[object]:
         if x not in med or y not in med:

@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
-def _child_setup() -> None:
+def session_dying_with_parent() -> None:
+    """preexec_fn: a session of its own (stop() signals the whole group), and the kernel
+    SIGKILLs the child when the process that started it dies, even by SIGKILL."""
     os.setsid()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -39,7 +41,7 @@ class ChildProcess:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     preexec_fn=_child_setup, cwd=self.cwd)
+                                     preexec_fn=session_dying_with_parent, cwd=self.cwd)
         if out is not subprocess.DEVNULL:
             out.close()  # type: ignore[union-attr]
         return self

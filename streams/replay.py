@@ -29,13 +29,13 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.dlq import DeadLetterSink
+from streams.ingest import RejectedInput, read_input
 from streams.schema_source import RegistrySchemaSource, SchemaSource
-from streams.serde import DecodeError, WireDecoder, WireEncoder
+from streams.serde import WireDecoder, WireEncoder
 from streams.settings import Settings
 from streams.timers import CLOCK_KEY, timer_key
 from streams.topic_reader import read_to_end
 from streams.topics import ORDER_STATE_TABLE, ORDER_TIMERS_TABLE, TopicNames, changelog_topic
-from tables import fulfillment
 from tables.clock import AlignedClock
 from tables.order_pipeline import PipelineConfig
 from tables.order_runner import ALL_IDLE, KINDS, OrderRunner
@@ -234,17 +234,12 @@ class Replayer:
                     remaining.pop(TopicPartition(topic, partition), None)
                 by_topic[topic] = by_topic.get(topic, 0) + 1
                 value = msg.value()
-                stage = "decode"
                 try:
-                    record = decoders[topic].decode(value)
-                    stage = "validate"
-                    reason = fulfillment.validate(kinds[topic], record)
-                    if reason is not None:
-                        raise ValueError(reason)
-                except (DecodeError, ValueError) as exc:  # RegistryUnavailable aborts the run
+                    record = read_input(decoders[topic], kinds[topic], value)
+                except RejectedInput as rejected:  # RegistryUnavailable aborts the run
                     if not plan.dry_run:
                         dead.send(topic, partition, offset, msg.key(), value,
-                                  msg.headers() or [], exc, stage)
+                                  msg.headers() or [], rejected.cause, rejected.stage)
                     summary.dead_letters += 1
                     continue
                 key = (msg.key() or b"").decode()
@@ -308,9 +303,10 @@ class Replayer:
             for key, record in runner.records.items():
                 raw_key = key.encode()
                 kept.add(raw_key)
-                self._produce(self.changelog, raw_key,
-                              json.dumps(record, separators=(",", ":")).encode(), p)
-                summary.orders_written += 1
+                if key in runner.touched or rebuild:  # unchanged records are there already
+                    self._produce(self.changelog, raw_key,
+                                  json.dumps(record, separators=(",", ":")).encode(), p)
+                    summary.orders_written += 1
                 if record["due"] is not None:
                     timer = timer_key(record["due"], raw_key)
                     kept.add(timer)

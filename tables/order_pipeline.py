@@ -59,6 +59,7 @@ class Outputs:
     alerts: list[SlaAlert] = field(default_factory=list)
     previous_due: int | None = None  # the order's timer before this step
     needs_evaluation: bool = False
+    applied: bool = False  # the event was new and folded into the record
     expired: bool = False  # delete the record (and its timer): the order is closed
     reconciled: bool | None = None  # the money verdict, when this step reached one
 
@@ -82,13 +83,13 @@ def on_event(record: Record, kind: str, event: Mapping[str, Any], *,
         record["no"] = True
     if coalesce:
         changed = fulfillment.fold_event(facts, kind, event) == fulfillment.MATERIAL
-        return Outputs(previous_due=record["due"],
+        return Outputs(previous_due=record["due"], applied=True,
                        needs_evaluation=changed or facts["snap"] is None)
     state = fulfillment.step(facts, kind, event)
     # Rules read the canonical view and the facts behind it: an event that changed neither
     # (a repeated carrier scan) cannot change a verdict. Orphans have no view yet, so any new
     # event of theirs counts (the orphan rules look at when they started).
-    return Outputs(state=state, previous_due=record["due"],
+    return Outputs(state=state, previous_due=record["due"], applied=True,
                    needs_evaluation=state is not None or facts["snap"] is None)
 
 

@@ -23,10 +23,11 @@ from tables.order_pipeline import (
     stamp,
 )
 from tables.records import FulfillmentState
+from tables.schema_files import INPUT_TOPIC_KINDS
 
 Emitted = tuple[str, str, Any]
 InputEvent = tuple[str, str, Mapping[str, Any]]  # (key, kind, event)
-KINDS = ("order", "shipment", "return", "settlement")
+KINDS = tuple(INPUT_TOPIC_KINDS.values())  # the inputs of a partition: order, shipment, ...
 ALL_IDLE = frozenset(KINDS)  # every input read to its end: time is the newest event seen
 
 
@@ -53,6 +54,7 @@ class OrderRunner:
         self.clock = AlignedClock(KINDS, allowed_lateness_ms)
         self.records: dict[str, Record] = records if records is not None else {}
         self.timers = Deadlines()
+        self.touched: set[str] = set()  # keys whose record changed since this runner started
         for key, record in self.records.items():
             if record.get("due") is not None:
                 self.timers.schedule(timer_id(key), record["due"], {"key": key})
@@ -75,6 +77,8 @@ class OrderRunner:
             if record is None:
                 record = self.records[key] = new_record(key)
             out = on_event(record, kind, event, coalesce=self.coalesce)
+            if out.applied:
+                self.touched.add(key)
             if out.state is not None:
                 result.append(("state", key, stamp(record, out.state)))
             if out.needs_evaluation:
@@ -109,6 +113,7 @@ class OrderRunner:
                 if record is None:  # expired earlier in this call
                     continue
                 out = evaluate(record, now_ms, self.config, state)
+                self.touched.add(key)
                 self._move_timer(key, record)
                 result += verdicts(key, out)
                 if out.expired:

@@ -9,7 +9,6 @@ brokers. A detached broker (`fstreams broker start`) is tracked by a pid file in
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from streams.broker.libs import ensure_libs
+from streams.procs import session_dying_with_parent
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 STATE_FILE = "broker.json"
@@ -47,15 +47,6 @@ def free_port() -> int:
 def _random_cluster_id() -> str:
     # KRaft cluster ids are 16 random bytes, base64url without padding (22 chars).
     return urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: ask the kernel to SIGKILL the JVM when the launching process dies."""
-    os.setsid()
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 @dataclass
@@ -165,7 +156,7 @@ class EmbeddedKafka:
             stdout=stdout,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=os.setsid if self.detached else _die_with_parent,
+            preexec_fn=os.setsid if self.detached else session_dying_with_parent,
         )
         stdout.close()
         try:

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from agents.fulfillment import STAGE_DECODE, STAGE_VALIDATE
 from streams.dlq import iter_dead_letters
 from streams.generator.build import generate
 from streams.generator.config import GeneratorConfig
 from streams.generator.emit import GeneratedEvent
+from streams.ingest import STAGE_DECODE, STAGE_VALIDATE
 from streams.producer import EventProducer
 from streams.schema_source import RegistrySchemaSource
 from streams.serde import DecodeError, WireDecoder

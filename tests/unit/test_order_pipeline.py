@@ -13,9 +13,9 @@ from streams.generator.config import GeneratorConfig
 from tables import fulfillment
 from tables.order_pipeline import PipelineConfig, fulfillment_state
 from tables.order_runner import OrderRunner
+from tables.schema_files import INPUT_TOPIC_KINDS
 
-KINDS = {"orders": "order", "shipments": "shipment", "returns": "return",
-         "settlements": "settlement"}
+KINDS = INPUT_TOPIC_KINDS  # generated events name their base topic: orders, shipments, ...
 ALERTING_MISMATCHES = {"unsettled": "unsettled_order", "missing_refund": "missing_refund"}
 
 
