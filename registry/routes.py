@@ -29,6 +29,11 @@ def writes(handler: Handler) -> Handler:
         if not ctx.election.is_writer:
             forwarded = await ctx.forwarder.forward(request)
             if forwarded is not None:
+                if forwarded.status < 300:
+                    # Read-your-writes on the instance the client talks to: the writer has
+                    # applied the change, so it is in the log; catch up before answering so a
+                    # read that follows this response here sees it.
+                    await ctx.store.sync_to_end()
                 return forwarded
         return await handler(request)
 
