@@ -7,6 +7,8 @@ the table keeps one *record* (a JSON-able dict)::
     rec  open reconciliation mismatches by mismatch_id (tables.reconciliation)
     sla  the order's AlertBook snapshot (tables.alerts)
     rd   whether the money was reconciled at the last emitted version
+    cs   the fulfillment status of the last emitted version: what the partition's census
+         counts the order under (tables.census)
     due  the stream time of the order's next timer (None = no timer)
     no   true for a settlement line that names no order at all (keyed by its line id):
          reconciliation reports it as an orphan settlement; SLA rules, which are about
@@ -29,8 +31,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tables import census as tally
 from tables import fulfillment, reconciliation, sla
 from tables.alerts import AlertBook, Silence
+from tables.census import Census
 from tables.reconciliation_config import DEFAULT_CONFIG, ReconciliationConfig
 from tables.records import FulfillmentState, ReconciliationMismatch, SlaAlert
 from tables.sla_rules import Rule, load_rules
@@ -94,12 +98,13 @@ def on_event(record: Record, kind: str, event: Mapping[str, Any], *,
 
 
 def evaluate(record: Record, now_ms: int, config: PipelineConfig,
-             state: FulfillmentState | None = None) -> Outputs:
+             state: FulfillmentState | None = None, census: Census | None = None) -> Outputs:
     """Re-evaluate reconciliation and SLA rules for the order at stream time `now_ms`.
 
     `state` is the order's latest emitted canonical state of this batch, if any (saves a
     derive). The result carries a new version of the canonical state only when the
-    reconciled verdict flipped; mismatches and alerts are the transitions to emit.
+    reconciled verdict flipped; mismatches and alerts are the transitions to emit. `census`
+    (the partition's) follows the order's firing alerts and its expiry.
     """
     out = Outputs(previous_due=record["due"])
     facts = record["f"]
@@ -113,9 +118,10 @@ def evaluate(record: Record, now_ms: int, config: PipelineConfig,
         record["rd"] = review.reconciled
         out.state = fulfillment.republish(facts)  # money caught up: publish a new version
         if out.state is not None:
-            out.state["reconciled"] = record["rd"]
+            stamp(record, out.state, census)
 
     open_mismatches = list(record["rec"].values())
+    firing_before = tally.firing_alerts(record) if census is not None else 0
     book = AlertBook.restore(record["sla"])
     if record.get("no"):
         breaches, ahead = [], []
@@ -125,6 +131,8 @@ def evaluate(record: Record, now_ms: int, config: PipelineConfig,
     out.alerts = book.observe(sla.order_subject(facts["order_id"]), breaches, now_ms,
                               silences=config.silences)
     record["sla"] = book.snapshot()
+    if census is not None:
+        tally.count_alerts(census, firing_before, tally.firing_alerts(record))
 
     candidates = [due for _, due in ahead] + review.deadlines
     book_due = book.next_due(silences=config.silences)
@@ -134,6 +142,7 @@ def evaluate(record: Record, now_ms: int, config: PipelineConfig,
     if not record["rec"] and not len(book) and fulfillment.is_closed(facts, now_ms, retention):
         out.expired = True
         record["due"] = None
+        tally.forget(census, record)
         return out
     if facts["tmax"] is not None and facts["tmax"] + retention > now_ms:
         candidates.append(facts["tmax"] + retention)  # look again when it may have closed
@@ -141,15 +150,18 @@ def evaluate(record: Record, now_ms: int, config: PipelineConfig,
     return out
 
 
-def settle(record: Record) -> FulfillmentState | None:
+def settle(record: Record, census: Census | None = None) -> FulfillmentState | None:
     """After a coalesced batch: the order's canonical state as one new version, if it changed."""
     state = fulfillment.settle(record["f"])
-    return None if state is None else stamp(record, state)
+    return None if state is None else stamp(record, state, census)
 
 
-def stamp(record: Record, state: FulfillmentState) -> FulfillmentState:
-    """Set the record's reconciled verdict on a state about to be emitted."""
+def stamp(record: Record, state: FulfillmentState,
+          census: Census | None = None) -> FulfillmentState:
+    """Set the record's reconciled verdict on a state about to be emitted, and count the
+    order under the state's fulfillment status (in `census`, the partition's, if given)."""
     state["reconciled"] = record["rd"]
+    tally.count_status(census, record, state["fulfillment_status"])
     return state
 
 

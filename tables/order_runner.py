@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from tables import census as tally
 from tables.clock import AlignedClock, Deadlines
 from tables.order_pipeline import (
     Outputs,
@@ -55,6 +56,14 @@ class OrderRunner:
         self.records: dict[str, Record] = records if records is not None else {}
         self.timers = Deadlines()
         self.touched: set[str] = set()  # keys whose record changed since this runner started
+        # The partition's census (tables.census), kept as the agent keeps it. Records loaded
+        # from a table written before records carried a counted status are adopted, and so
+        # count as touched (a replay rewrites them).
+        uncounted = [key for key, record in self.records.items()
+                     if tally.COUNTED_STATUS not in record]
+        self.census = tally.recount(self.records.values(), adopt=True)
+        self.touched.update(key for key in uncounted
+                            if tally.COUNTED_STATUS in self.records[key])
         for key, record in self.records.items():
             if record.get("due") is not None:
                 self.timers.schedule(timer_id(key), record["due"], {"key": key})
@@ -80,12 +89,12 @@ class OrderRunner:
             if out.applied:
                 self.touched.add(key)
             if out.state is not None:
-                result.append(("state", key, stamp(record, out.state)))
+                result.append(("state", key, stamp(record, out.state, self.census)))
             if out.needs_evaluation:
                 dirty[key] = out.state if out.state is not None else dirty.get(key)
         if self.coalesce:
             for key in dirty:
-                state = settle(self.records[key])
+                state = settle(self.records[key], self.census)
                 if state is not None:
                     result.append(("state", key, state))
                 dirty[key] = state
@@ -112,7 +121,7 @@ class OrderRunner:
                 record = self.records.get(key)
                 if record is None:  # expired earlier in this call
                     continue
-                out = evaluate(record, now_ms, self.config, state)
+                out = evaluate(record, now_ms, self.config, state, self.census)
                 self.touched.add(key)
                 self._move_timer(key, record)
                 result += verdicts(key, out)
