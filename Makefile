@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: help venv test lint demo bench broker-libs clean
+.PHONY: help venv test lint demo bench broker-libs browser clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -21,10 +21,18 @@ venv: $(STAMP)  ## create .venv and install the project with test tools
 broker-libs: venv  ## resolve the Apache Kafka jars with Maven into the user cache
 	$(VENV)/bin/fstreams broker fetch
 
+# Debian's chromium for the console's browser tests; when it cannot be installed the run goes on
+# and those tests skip, saying why.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+browser:  ## headless Chromium (system package) for the console tests
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  chromium) || echo "chromium could not be installed: the console tests will be skipped"
+
 lint: venv  ## ruff
 	$(VENV)/bin/ruff check streams agents tables registry tests bench
 
-test: venv broker-libs  ## install what is needed and run the whole suite on a real broker
+test: venv broker-libs browser  ## install what is needed and run the whole suite on a real broker
 	$(VENV)/bin/ruff check streams agents tables registry tests bench
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
