@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,8 @@ from faust.types import TP, EventT, TableT
 
 from streams.app import Pipeline
 from streams.batching import KeyedBatch, TableWriter
+from streams.census_store import CensusStore
+from streams.histogram import LATENCY_BUCKETS_MS, Histogram
 from streams.ingest import RejectedInput, read_input
 from streams.schema_source import RegistryUnavailable
 from streams.timers import TimerIndex
@@ -62,11 +65,17 @@ class FulfillmentProcessor:
                  config: PipelineConfig) -> None:
         services = pipeline.services
         names = self.names = pipeline.names
+        self.app = pipeline.app
         self.table = table
         self.consumer = pipeline.app.consumer
-        self._positions: dict[TP, int] = {}  # next offset to read, per input partition
+        # Next offset to read, per input partition (the lag metrics read it too).
+        self._positions: dict[TP, int] = services.setdefault("positions", {})
         self.writer = TableWriter(table, services["sink"])
         self.timers = timers
+        self.census = CensusStore(timers.table, timers.writer, table)
+        self.latency: Histogram = services.setdefault("latency", Histogram(LATENCY_BUCKETS_MS))
+        self._now_ms = 0  # wall clock of the batch, for the latency of what it emits
+        self._trace = False  # DEBUG lines per emitted record, decided once per batch
         self.config = config
         self.decoders = services["decoders"]
         self.sink = services["sink"]
@@ -82,9 +91,38 @@ class FulfillmentProcessor:
             "alert": (names.sla_alerts, encoders[names.sla_alerts].encode, "alert_records"),
         }
 
+    def owns(self, event: EventT) -> bool:
+        """Whether `event` belongs to this worker's current assignment, with its tables ready.
+
+        A batch gathered before a rebalance can reach the agent after it: while tables are
+        revoked or recovering (flow control off) or from a previous generation. Writing its
+        effects then races the partition's recovery here or on its new owner (the write lands
+        after the new owner read the changelog, and our acknowledgement lets the group commit
+        past it: a lost update). Such events are left unacknowledged instead (`hold`) and are
+        read again from the committed offset by whoever owns the partition now.
+        """
+        app = self.app
+        return (app.flow_control.is_active()
+                and event.message.generation_id == app.consumer_generation_id)
+
+    def hold(self, events: Sequence[EventT]) -> None:
+        """Keep `events` from ever being acknowledged (so never committed): one extra
+        reference each, which the stream's acknowledgement after the batch does not drop."""
+        for event in events:
+            event.message.incref()
+        self.counters["events_held"] = self.counters.get("events_held", 0) + len(events)
+
     async def process(self, events: Sequence[EventT]) -> None:
+        if not all(self.owns(event) for event in events):
+            stale = [event for event in events if not self.owns(event)]
+            self.hold(stale)
+            log.warning("held %d events read before a rebalance; their partitions' owner "
+                        "reads them again", len(stale))
+            events = [event for event in events if self.owns(event)]
         batch: KeyedBatch[Record] = KeyedBatch(self.table, self.writer)
         counters = self.counters
+        self._start_batch()
+        dead_before = counters.get("dead_lettered", 0)
         # key -> (latest canonical state of this batch or None, its last event)
         dirty: dict[bytes, tuple[Any, EventT]] = {}
         last_of_partition: dict[int, EventT] = {}
@@ -110,17 +148,23 @@ class FulfillmentProcessor:
             try:
                 out = order_pipeline.on_event(record, kind, value, coalesce=True)
             except Exception as exc:  # a fold bug must not stop the stream; keep the evidence
-                log.exception("fold failed", extra={"order_id": key.decode(errors="replace")})
-                self._dead_letter(event, exc, STAGE_FOLD)
+                log.exception("fold failed", extra={
+                    "order_id": key.decode(errors="replace"),
+                    "correlation_id": value.get("correlation_id"), "topic": msg.topic,
+                    "partition": msg.partition, "offset": msg.offset})
+                self._dead_letter(event, exc, STAGE_FOLD, value.get("correlation_id"))
                 continue
             batch.put(key, record, event)
             if out.needs_evaluation:
                 dirty[key] = (None, event)
+        counters["events_processed"] = (counters.get("events_processed", 0) + len(events)
+                                        - (counters.get("dead_lettered", 0) - dead_before))
         # One canonical state per changed order per batch (a batch spans at most
         # batch_timeout_s): derive, encode and produce once, not once per event.
         for key, (_, event) in dirty.items():
             record = batch.get(key, event)
-            state = None if record is None else order_pipeline.settle(record)
+            state = None if record is None else order_pipeline.settle(
+                record, self.census.of(event.message.partition, event))
             if state is not None:
                 self._emit("state", key, state)
             dirty[key] = (state, event)
@@ -132,10 +176,17 @@ class FulfillmentProcessor:
         """Move stream time without new events: when an input of a partition has been read to
         its end since the last batch, time may advance to the other inputs' time and fire the
         timers that were waiting for it (e.g. the last deadlines before traffic stops)."""
+        if not self.app.flow_control.is_active():  # rebalancing: tables may be recovering
+            return
         batch: KeyedBatch[Record] = KeyedBatch(self.table, self.writer)
+        self._start_batch()
         for partition in self.timers.partitions():
             self._evaluate_partition(partition, PartitionEvent(partition), batch, {})
         self._finish(batch)
+
+    def _start_batch(self) -> None:
+        self._now_ms = time.time_ns() // 1_000_000
+        self._trace = log.isEnabledFor(logging.DEBUG)
 
     def _finish(self, batch: KeyedBatch[Record]) -> None:
         batch.flush()
@@ -149,6 +200,7 @@ class FulfillmentProcessor:
         clock = self.timers.clock(partition, event)
         now = clock.now(self._idle_inputs(partition))
         self.timers.save_clock(partition, event)
+        census = self.census.of(partition, event)
         pending = {key: state for key, (state, ev) in dirty.items()
                    if ev.message.partition == partition}
         if now is None:  # an input still has data to read: evaluate once time moves
@@ -158,6 +210,7 @@ class FulfillmentProcessor:
                     self.timers.move(key, record["due"], 0, event)
                     record["due"] = 0
                     batch.put(key, record, event)
+            self.census.save(partition, event)
             return
         for key in self.timers.pop_due(partition, now, event):
             pending.setdefault(key, None)
@@ -165,7 +218,7 @@ class FulfillmentProcessor:
             record = batch.get(key, event)
             if record is None:  # a timer left by an order that has since expired
                 continue
-            out: Outputs = order_pipeline.evaluate(record, now, self.config, state)
+            out: Outputs = order_pipeline.evaluate(record, now, self.config, state, census)
             self.timers.move(key, out.previous_due, record["due"], event)
             if out.expired:  # closed and quiet for the retention: tombstone it
                 batch.delete(key, event)
@@ -182,6 +235,7 @@ class FulfillmentProcessor:
                 self._count_by("alerts", f"{alert['rule']}|{alert['state']}")
             if out.reconciled is not None:
                 self._count_by("reconciled", "yes" if out.reconciled else "no")
+        self.census.save(partition, event)
 
     def forget_positions(self) -> None:
         self._positions.clear()
@@ -211,14 +265,22 @@ class FulfillmentProcessor:
         topic, encode, counter = self.outputs[output]
         self.sink.produce(topic, key, encode(record))
         self.counters[counter] = self.counters.get(counter, 0) + 1
+        if output == "state":  # event time of the order's newest event -> emitted
+            self.latency.observe(self._now_ms - record["updated_at"])
+        if self._trace:
+            log.debug("emitted %s", output, extra={
+                "order_id": key.decode(errors="replace"),
+                "correlation_id": record.get("correlation_id"), "topic": topic})
 
     async def _decode_when_registry_returns(self, event: EventT) -> dict[str, Any] | None:
         """A new writer schema id while the registry is down: the record is fine, we just
         cannot read it yet. Hold the partition (retry with backoff) rather than dead-letter."""
         delay = 0.5
         while True:
-            log.warning("schema registry unreachable; retrying in %.1fs", delay,
-                        extra={"topic": event.message.topic, "offset": event.message.offset})
+            msg = event.message
+            log.warning("schema registry unreachable; retrying in %.1fs", delay, extra={
+                "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+                "order_id": (msg.key or b"").decode(errors="replace")})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
             try:
@@ -231,14 +293,17 @@ class FulfillmentProcessor:
         try:
             return read_input(self.decoders[msg.topic], self.kinds[msg.topic], msg.value)
         except RejectedInput as rejected:
-            self._dead_letter(event, rejected.cause, rejected.stage)
+            self._dead_letter(event, rejected.cause, rejected.stage, rejected.correlation_id)
             return None
 
-    def _dead_letter(self, event: EventT, exc: BaseException, stage: str) -> None:
+    def _dead_letter(self, event: EventT, exc: BaseException, stage: str,
+                     correlation_id: str | None = None) -> None:
         msg = event.message
         self.counters["dead_lettered"] = self.counters.get("dead_lettered", 0) + 1
+        self._count_by("dead_letters", f"{msg.topic}|{stage}|{type(exc).__name__}")
         self.dead_letters.send(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
-                               list(msg.headers or []), exc, stage)
+                               list(msg.headers or []), exc, stage,
+                               correlation_id=correlation_id)
 
 
 def register(pipeline: Pipeline) -> None:
@@ -250,11 +315,16 @@ def register(pipeline: Pipeline) -> None:
     pipeline.services["order_table"] = table
     processor = FulfillmentProcessor(pipeline, table, timers, PipelineConfig(
         closed_order_retention_ms=settings.closed_order_retention_ms))
+    pipeline.services["census"] = processor.census
 
     @app.on_partitions_revoked.connect
     async def _forget_clocks(app: Any, revoked: Any, **kwargs: Any) -> None:
         timers.forget_partitions()
         processor.forget_positions()
+        processor.census.forget()
+        # Offsets acknowledged in an earlier assignment must never be checkpointed as the
+        # store's position later: another owner may have written past them meanwhile.
+        pipeline.services["sink"].forget_acked()
     source = pipeline.topic(*names.inputs)
 
     # One batch or one tick at a time: a batch can await (registry outage retries).
@@ -269,13 +339,18 @@ def register(pipeline: Pipeline) -> None:
     async def fulfillment_agent(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_max_events,
                                                settings.batch_timeout_s):
-            async with lock:
-                try:
+            processed = False
+            try:
+                async with lock:
                     await processor.process(events)
-                except Exception:
-                    # Bad input is dead-lettered inside; anything escaping is our failure.
-                    # Faust would ack this batch when the agent stops and commit past it
-                    # (lost input), so stop hard, uncommitted: a supervisor restarts the
-                    # worker and the batch is processed again.
-                    log.critical("batch failed; exiting without committing it", exc_info=True)
-                    os._exit(EX_SOFTWARE)
+                processed = True
+            except Exception:
+                # Bad input is dead-lettered inside; anything escaping is our failure.
+                # Faust would ack this batch when the agent stops and commit past it
+                # (lost input), so stop hard, uncommitted: a supervisor restarts the
+                # worker and the batch is processed again.
+                log.critical("batch failed; exiting without committing it", exc_info=True)
+                os._exit(EX_SOFTWARE)
+            finally:
+                if not processed:  # cancelled (stopping): the stream still acks the batch
+                    processor.hold(events)
