@@ -57,6 +57,12 @@ class OutputSink:
             if offset > self.acked.get(tp, -1):
                 self.acked[tp] = offset
 
+    def forget_acked(self) -> None:
+        """Drop acknowledged offsets learned so far (after a rebalance they describe partitions
+        that other workers may have written since)."""
+        self.flush()
+        self.acked.clear()
+
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
                 headers: list[tuple[str, bytes]] | None = None,
                 partition: int = -1) -> None:
