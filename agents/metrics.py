@@ -126,7 +126,9 @@ class StateObserver:
                                        "metrics-decode")
                 return None
             except RegistryUnavailable:  # transient: hold the partition, do not drop
-                log.warning("schema registry unreachable; retrying in %.1fs", delay)
+                log.warning("schema registry unreachable; retrying in %.1fs", delay, extra={
+                    "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+                    "order_id": (msg.key or b"").decode(errors="replace")})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 

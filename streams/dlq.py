@@ -11,6 +11,7 @@ to the original topic.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from streams.logs import LogBudget
 from streams.producer import producer_config
 from streams.schema_source import RegistryUnavailable, SchemaSource
 from streams.serde import DecodeError, WireDecoder, WireEncoder
@@ -26,6 +28,7 @@ from streams.topic_reader import read_to_end
 from streams.topics import TopicNames
 from tables.schema_files import load_schema_text
 
+log = logging.getLogger(__name__)
 RawHeaders = Mapping[str, Any] | list[tuple[str, Any]] | None
 
 
@@ -81,6 +84,8 @@ class DeadLetterSink:
         self.producer = Producer(producer_config(bootstrap, conf))
         self.sent = 0
         self.errors: list[str] = []
+        # One line per dead letter, but a flood of bad input must not become a flood of logs.
+        self.log_budget = LogBudget(lines=20, window_s=1.0)
 
     def build(self, topic: str, partition: int, offset: int, key: bytes | None,
               value: bytes | None, headers: RawHeaders, exc: BaseException | str, stage: str,
@@ -104,10 +109,12 @@ class DeadLetterSink:
 
     def send(self, topic: str, partition: int, offset: int, key: bytes | None,
              value: bytes | None, headers: RawHeaders, exc: BaseException | str, stage: str,
-             *, timestamp: int | None = None) -> None:
-        """Queue a dead letter; ``exc`` is the exception (or a validator rule name)."""
+             *, timestamp: int | None = None, correlation_id: str | None = None) -> None:
+        """Queue a dead letter; ``exc`` is the exception (or a validator rule name).
+        ``correlation_id`` (when the record could be read) goes to the log line only."""
         record = self.build(topic, partition, offset, key, value, headers, exc, stage,
                             timestamp=timestamp)
+        self._log(record, correlation_id)
         payload = self.encoder.encode(record)
         while True:
             try:
@@ -117,6 +124,19 @@ class DeadLetterSink:
             except BufferError:
                 self.producer.poll(0.5)
         self.producer.poll(0)
+
+    def _log(self, record: dict[str, Any], correlation_id: str | None) -> None:
+        skipped = self.log_budget.allow()
+        if skipped is None:
+            return
+        key = record["key"]
+        log.warning("dead-lettered: %s", record["error_message"][:300], extra={
+            "order_id": None if key is None else key[:200].decode(errors="replace"),
+            "correlation_id": correlation_id,
+            "topic": record["original_topic"], "partition": record["original_partition"],
+            "offset": record["original_offset"], "stage": record["stage"],
+            "error_class": record["error_class"], "dead_letter_topic": self.topic,
+            **({"unlogged_before": skipped} if skipped else {})})
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:

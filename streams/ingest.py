@@ -17,12 +17,14 @@ STAGE_VALIDATE = "validate"
 
 
 class RejectedInput(Exception):
-    """A record for the dead-letter topic: `cause` says why, `stage` where."""
+    """A record for the dead-letter topic: `cause` says why, `stage` where; `correlation_id`
+    when the record could be decoded (for the log line that reports it)."""
 
-    def __init__(self, stage: str, cause: Exception) -> None:
+    def __init__(self, stage: str, cause: Exception, correlation_id: str | None = None) -> None:
         super().__init__(str(cause))
         self.stage = stage
         self.cause = cause
+        self.correlation_id = correlation_id
 
 
 def read_input(decoder: WireDecoder, kind: str, value: bytes | None) -> dict[str, Any]:
@@ -33,5 +35,5 @@ def read_input(decoder: WireDecoder, kind: str, value: bytes | None) -> dict[str
     reason = fulfillment.validate(kind, record)
     if reason is not None:
         # Schema-valid, but the fold refuses it (negative quantity, unknown currency, ...).
-        raise RejectedInput(STAGE_VALIDATE, ValueError(reason))
+        raise RejectedInput(STAGE_VALIDATE, ValueError(reason), record.get("correlation_id"))
     return record

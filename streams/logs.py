@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -29,6 +29,32 @@ def log_context(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+class LogBudget:
+    """At most `lines` log lines per `window_s` for something that can come in floods (bad
+    input): `allow()` says whether to write this one, and how many were left out before it."""
+
+    def __init__(self, lines: int = 20, window_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.lines = lines
+        self.window_s = window_s
+        self.clock = clock
+        self._window_start = -window_s
+        self._written = 0
+        self._skipped = 0
+
+    def allow(self) -> int | None:
+        """None: skip this line; else write it, noting the returned count of skipped lines."""
+        now = self.clock()
+        if now - self._window_start >= self.window_s:
+            self._window_start, self._written = now, 0
+        if self._written >= self.lines:
+            self._skipped += 1
+            return None
+        self._written += 1
+        skipped, self._skipped = self._skipped, 0
+        return skipped
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

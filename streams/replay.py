@@ -28,6 +28,8 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.census_store import CENSUS_KEY
+from streams.census_store import dumps as census_dumps
 from streams.dlq import DeadLetterSink
 from streams.ingest import RejectedInput, read_input
 from streams.schema_source import RegistrySchemaSource, SchemaSource
@@ -167,7 +169,7 @@ class Replayer:
         existing: dict[int, set[bytes]] = {}
         for p in range(self.settings.partitions):
             existing[p] = set(records.get(p, {})) | {
-                t for t in timers.get(p, {}) if t != CLOCK_KEY}
+                t for t in timers.get(p, {}) if t not in (CLOCK_KEY, CENSUS_KEY)}
             loaded = {} if rebuild else {k.decode(): json.loads(v)
                                           for k, v in records.get(p, {}).items()}
             runner = OrderRunner(self.config, self.settings.allowed_lateness_ms, loaded,
@@ -239,7 +241,8 @@ class Replayer:
                 except RejectedInput as rejected:  # RegistryUnavailable aborts the run
                     if not plan.dry_run:
                         dead.send(topic, partition, offset, msg.key(), value,
-                                  msg.headers() or [], rejected.cause, rejected.stage)
+                                  msg.headers() or [], rejected.cause, rejected.stage,
+                                  correlation_id=rejected.correlation_id)
                     summary.dead_letters += 1
                     continue
                 key = (msg.key() or b"").decode()
@@ -315,6 +318,8 @@ class Replayer:
             if runner.clock.max_event_ms is not None:
                 self._produce(self.timers_changelog, CLOCK_KEY,
                               json.dumps(runner.clock.snapshot()).encode(), p)
+            # The partition's census, as counted over the records written above.
+            self._produce(self.timers_changelog, CENSUS_KEY, census_dumps(runner.census), p)
             for stale in existing[p] - kept:
                 topic = self.changelog if not stale[:1].isdigit() else self.timers_changelog
                 self._produce(topic, stale, None, p)
