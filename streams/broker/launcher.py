@@ -173,7 +173,9 @@ class EmbeddedKafka:
             "java", "-Xmx256m", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             f"-Dkafka.logs.dir={self.config.data_dir / 'logs'}",
             "-cp", classpath, "kafka.tools.StorageTool", "format",
-            "-t", _random_cluster_id(), "-c", str(props_file), "--ignore-formatted",
+            # `=`: a base64url id can start with "-", which argparse would take for an option
+            # (one start in 64 failed with a usage message).
+            f"--cluster-id={_random_cluster_id()}", "-c", str(props_file), "--ignore-formatted",
         ]
         for attempt in (1, 2):  # a JVM starved of CPU on a loaded machine can fail once
             proc = subprocess.run(cmd, capture_output=True, text=True)

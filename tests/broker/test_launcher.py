@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.broker import launcher
 from streams.broker.launcher import EmbeddedKafka
 
 pytestmark = pytest.mark.broker
@@ -71,7 +72,10 @@ def test_broker_dies_with_its_owner_even_on_sigkill(tmp_path: Path) -> None:
     assert _wait_gone(tmp_path / "server.properties") == []
 
 
-def test_context_manager_stops_and_cleans(tmp_path: Path) -> None:
+def test_context_manager_stops_and_cleans(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # A cluster id starting with "-" (one in 64 random ids) must not read as an option.
+    monkeypatch.setattr(launcher, "_random_cluster_id", lambda: "-" + "A" * 21)
     broker = EmbeddedKafka()
     with broker:
         data = broker.config.data_dir
