@@ -44,6 +44,10 @@ class AlertingConfig(BaseSettings):
         30.0, gt=0, description="how long an open circuit waits before one probe")
     silences_refresh_s: float = Field(10.0, gt=0, description="re-read silences this often")
     stats_interval_s: float = Field(60.0, gt=0, description="log the counters this often")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve the delivery counters as Prometheus metrics "
+        "at GET /metrics on this port (unset = off)")
+    metrics_host: str = Field("127.0.0.1", description="address the metrics port binds to")
 
     @field_validator("alertmanager_urls", "pagerduty_urls", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ import logging
 import aiohttp
 
 from streams.alerting.config import AlertingConfig
+from streams.alerting.metrics import MetricsServer
 from streams.alerting.receiver_pump import ReceiverPump
 from streams.alerting.receivers import Receiver, receivers_from_config
 from streams.alerting.silence_cache import SilenceCache
@@ -44,6 +45,21 @@ async def run_delivery(settings: Settings, config: AlertingConfig, stop_event: a
     if not receivers:
         raise NoReceivers
     stats = stats if stats is not None else DeliveryStats()
+    for receiver in receivers:  # every receiver shows in the counters from the start
+        stats.receiver(receiver.name)
+    metrics = None
+    if config.metrics_port is not None:
+        metrics = MetricsServer(stats, config.metrics_host, config.metrics_port)
+        await metrics.start()
+    try:
+        return await _deliver(receivers, settings, config, stop_event, stats)
+    finally:
+        if metrics is not None:
+            await metrics.stop()
+
+
+async def _deliver(receivers: list[Receiver], settings: Settings, config: AlertingConfig,
+                   stop_event: asyncio.Event, stats: DeliveryStats) -> DeliveryStats:
     halt = asyncio.Event()  # ours: also set when a pump crashes, to stop the others
     topic = TopicNames.with_prefix(settings.topic_prefix).sla_alerts
     silences = SilenceCache(settings.bootstrap_servers, silences_topic(settings),

@@ -146,8 +146,11 @@ class ReceiverPump:
         alert = await self._decode(record)
         if alert is None:
             return
+        # Every line about this alert (delivered, retried, given up, silenced) carries these.
         with log_context(fingerprint=alert["fingerprint"], rule=alert["rule"],
-                         state=alert["state"], order_id=alert.get("order_id")):
+                         state=alert["state"], order_id=alert.get("order_id"),
+                         correlation_id=alert.get("correlation_id"), topic=record.topic,
+                         partition=record.partition, offset=record.offset):
             if self._silenced(alert):
                 self.stats.silenced += 1
                 return
@@ -164,7 +167,8 @@ class ReceiverPump:
             except RegistryUnavailable as exc:  # transient: hold the partition, not skip
                 attempt += 1
                 log.warning("registry unreachable; holding the partition",
-                            extra={"partition": record.partition, "error": str(exc)})
+                            extra={"topic": record.topic, "partition": record.partition,
+                                   "offset": record.offset, "error": str(exc)})
                 await pause(self.halt, backoff_s(attempt, self.config.backoff_initial_s,
                                                  self.config.backoff_max_s))
                 continue
@@ -176,8 +180,10 @@ class ReceiverPump:
 
     def _undecodable(self, record: ConsumerRecord[Any, Any], why: str) -> None:
         self.stats.undecodable += 1
+        key = record.key.decode(errors="replace") if isinstance(record.key, bytes) else None
         log.error("skipping a record that is not a deliverable SlaAlert",
-                  extra={"partition": record.partition, "offset": record.offset, "error": why})
+                  extra={"topic": record.topic, "partition": record.partition,
+                         "offset": record.offset, "key": key, "error": why})
         return None
 
     def _silenced(self, alert: dict[str, Any]) -> bool:
