@@ -9,10 +9,11 @@ if TYPE_CHECKING:  # streams.app imports streams.web.errors; keep this package i
 
 
 def register_web(pipeline: Pipeline) -> None:
-    from streams.web import health, metrics, openapi, orders, windows
+    from streams.web import health, metrics, openapi, orders, overview, windows
 
     orders.register(pipeline)
     health.register(pipeline)
     metrics.register(pipeline)
+    overview.register(pipeline)
     openapi.register(pipeline)
     windows.register(pipeline)

@@ -19,6 +19,58 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
             "content": {"application/json": {"schema": schema}}}
 
 
+_CENSUS = {"type": "object", "required": ["orders", "firing_alerts"], "properties": {
+    "orders": {"type": "object", "additionalProperties": {"type": "integer"},
+               "description": "orders by fulfillment_status"},
+    "firing_alerts": {"type": "integer"}}}
+_OVERVIEW = {
+    "type": "object",
+    "required": ["orders_by_status", "orders_total", "events_per_second", "consumer_lag",
+                 "dead_letters", "firing_alerts", "workers", "partitions_missing", "complete",
+                 "as_of"],
+    "properties": {
+        "orders_by_status": {"type": "object", "additionalProperties": {"type": "integer"},
+                             "description": "orders of every partition by fulfillment_status "
+                             "(orphans, whose order has not arrived, are not counted)"},
+        "orders_total": {"type": "integer"},
+        "events_per_second": {"type": "number",
+                              "description": "input events consumed per second, all workers, "
+                              "over the last ~10 s"},
+        "consumer_lag": {"type": "integer", "description": "input records not yet processed"},
+        "dead_letters": {"type": "integer",
+                         "description": "records the dead-letter topic holds"},
+        "firing_alerts": {"type": "integer", "description": "SLA alerts firing now"},
+        "workers": {"type": "array", "items": {
+            "type": "object", "required": ["id", "url", "partitions"], "properties": {
+                "id": {"type": "string", "nullable": True,
+                       "description": "worker_id (null if it did not answer)"},
+                "url": {"type": "string"},
+                "partitions": {"type": "array", "items": {"type": "integer"}},
+                "ready": {"type": "boolean"},
+                "events_per_second": {"type": "number"},
+                "consumer_lag": {"type": "integer"},
+                "error": {"type": "string", "description": "why it did not answer"}}}},
+        "partitions_missing": {"type": "array", "items": {"type": "integer"},
+                               "description": "partitions no worker reported (rebalancing, "
+                               "a worker not answering): counts leave them out"},
+        "complete": {"type": "boolean", "description": "no partition is missing"},
+        "as_of": {"type": "integer", "format": "int64", "description": "epoch milliseconds"}}}
+_OVERVIEW_LOCAL = {
+    "type": "object",
+    "required": ["worker_id", "url", "partitions", "census", "events_consumed",
+                 "events_per_second", "consumer_lag", "dead_lettered", "ready", "as_of"],
+    "properties": {
+        "worker_id": {"type": "string"}, "url": {"type": "string"},
+        "partitions": {"type": "array", "items": {"type": "integer"}},
+        "census": {"type": "object", "description": "partition -> its census (null: not "
+                   "known here yet)", "additionalProperties": {**_CENSUS, "nullable": True}},
+        "events_consumed": {"type": "integer"}, "events_per_second": {"type": "number"},
+        "consumer_lag": {"type": "integer"},
+        "dead_lettered": {"type": "integer", "description": "by this process since start"},
+        "ready": {"type": "boolean"},
+        "as_of": {"type": "integer", "format": "int64"}}}
+
+
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "fulfillment-streams query API", "version": "1"},
@@ -55,6 +107,13 @@ SPEC: dict[str, Any] = {
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
             "200": {"description": "text exposition",
                     "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/overview": {"get": {
+            "summary": "The whole cluster at a glance (any worker answers): orders by "
+                       "fulfillment status, events/s, lag, dead letters, firing alerts",
+            "responses": {"200": _json("overview", _OVERVIEW)}}},
+        "/overview/local": {"get": {
+            "summary": "This worker's part of the overview (what /overview asks each peer)",
+            "responses": {"200": _json("local part", _OVERVIEW_LOCAL)}}},
     },
     "components": {"schemas": {"Error": {
         "type": "object", "required": ["error"],
