@@ -327,13 +327,21 @@ def register(pipeline: Pipeline) -> None:
         pipeline.services["sink"].forget_acked()
     source = pipeline.topic(*names.inputs)
 
-    # One batch or one tick at a time: a batch can await (registry outage retries).
+    # One batch or one tick at a time: a batch can await (registry outage retries). Under
+    # exactly-once, offset commits (transaction commits) take it too.
     lock = asyncio.Lock()
+    exactly_once = None
+    if settings.processing_guarantee == "exactly_once":
+        from streams import exactly_once
+
+        exactly_once.install(app, pipeline.services["sink"], lock)
 
     @app.timer(1.0, name="fulfillment.tick")
     async def tick() -> None:
         async with lock:
             processor.tick()
+            if exactly_once is not None:  # see exactly_once.commit_idle
+                exactly_once.commit_idle(pipeline.services["sink"])
 
     @app.agent(source, name="fulfillment")
     async def fulfillment_agent(stream: Any) -> None:
@@ -343,6 +351,8 @@ def register(pipeline: Pipeline) -> None:
             try:
                 async with lock:
                     await processor.process(events)
+                    if exactly_once is not None:
+                        pipeline.services["sink"].input_batches += 1
                 processed = True
             except Exception:
                 # Bad input is dead-lettered inside; anything escaping is our failure.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from streams import logs
 from streams.app import Pipeline, create_app
@@ -37,5 +38,21 @@ def run_worker(settings: Settings) -> None:
     log.info("worker starting", extra={"worker_id": settings.worker_id,
                                        "bootstrap": settings.bootstrap_servers,
                                        "web": f"http://{settings.web_host}:{settings.web_port}/"})
-    Worker(pipeline.app, settings).execute_from_commandline()
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    table_dir = Path(pipeline.app.conf.tabledir)
+    if exactly_once:
+        from streams.exactly_once import trust_local_tables
+
+        trust_local_tables(table_dir)
+    clean = False
+    try:
+        Worker(pipeline.app, settings).execute_from_commandline()
+    except SystemExit as exc:
+        clean = exc.code in (0, None)
+        raise
+    finally:
+        if exactly_once and clean:
+            from streams.exactly_once import mark_clean_stop
+
+            mark_clean_stop(table_dir, pipeline.services["sink"])
 

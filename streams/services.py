@@ -32,7 +32,16 @@ def build_services(pipeline: Pipeline, source: SchemaSource | None = None) -> di
         topic = getattr(names, attr)
         encoders[topic] = WireEncoder.for_topic(source, topic, record)
         encoders[topic].resolve()
-    sink = OutputSink(settings.bootstrap_servers, client_id=f"{settings.worker_id}-outputs")
+    sink: OutputSink
+    if settings.processing_guarantee == "exactly_once":
+        from streams.exactly_once import TransactionalSink, transactional_id
+
+        sink = TransactionalSink(settings.bootstrap_servers, group_id=settings.app_id,
+                                 transactional_id=transactional_id(settings.app_id,
+                                                                   settings.worker_id),
+                                 client_id=f"{settings.worker_id}-outputs")
+    else:
+        sink = OutputSink(settings.bootstrap_servers, client_id=f"{settings.worker_id}-outputs")
     dead_letters = DeadLetterSink(settings.bootstrap_servers, source, names=names,
                                   worker_id=settings.worker_id)
     pipeline.app.sensors.add(OffsetGuard(sink, dead_letters))
