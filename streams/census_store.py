@@ -8,7 +8,8 @@ a partition over reads the census its previous owner left, with no table scan.
 A partition without a stored census (new, or its census was deleted) is recounted once from
 its records in the order table's RocksDB.
 
-At-least-once caveat: a crash can leave a batch's record writes and its census write apart
+Under exactly-once the census commits in the same transaction as the records it counts.
+Under at-least-once a crash can leave a batch's record writes and its census write apart
 (they go to two changelogs); the batch is processed again from the committed offsets, and the
 census may then be off by the orders of that batch. Deleting the key (or `fstreams replay`,
 which writes a recount) sets it right.
