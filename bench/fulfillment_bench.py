@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchkit  # the bench dir is not a package
+import jobkit
 
 IMPLS = ("ceiling", "faust", "live", "replay")
 LABELS = {"ceiling": "raw ceiling (aiokafka + WireDecoder)",
@@ -138,57 +139,14 @@ CHILDREN = {"ceiling": child_ceiling, "faust": child_faust, "replay": child_repl
 
 
 # -- parent ---------------------------------------------------------------------------------------
-def start_registry(bootstrap: str) -> tuple[benchkit.Child, str]:
-    from streams.broker.launcher import free_port
-    from streams.procs import http_ok
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    child = benchkit.Child("registry", [sys.executable, "-m", "registry"], env={
-        "FSTREAMS_REGISTRY_BOOTSTRAP_SERVERS": bootstrap, "FSTREAMS_REGISTRY_PORT": str(port),
-        "FSTREAMS_REGISTRY_TOPIC": f"_schemas-bench-{uuid.uuid4().hex[:6]}"})
-    deadline = time.monotonic() + 90
-    while not http_ok(f"{url}/_ready"):
-        if not child.running or time.monotonic() > deadline:
-            child.stop()
-            raise child.fail("did not become ready")
-        time.sleep(0.2)
-    return child, url
-
-
-def live_worker(a: argparse.Namespace, run_id: str, state_dir: Path,
-                web_port: int = 0) -> benchkit.Child:
-    """A real `fstreams worker`, configured like tests/agents/conftest.py does."""
-    from streams.broker.launcher import free_port
-    from streams.procs import fstreams
-
-    return benchkit.Child(run_id, fstreams("worker"), env={
-        "FSTREAMS_BOOTSTRAP_SERVERS": a.bootstrap, "FSTREAMS_REGISTRY_URL": a.registry,
-        "FSTREAMS_TOPIC_PREFIX": a.prefix, "FSTREAMS_APP_ID": run_id,
-        "FSTREAMS_DATA_DIR": str(state_dir), "FSTREAMS_PARTITIONS": "4",
-        "FSTREAMS_WORKER_ID": run_id, "FSTREAMS_WEB_PORT": str(web_port or free_port())})
-
-
-def counters(port: int) -> dict[str, int]:
-    """The worker's own counters from its /metrics (events consumed are exact, unlike commits):
-    name -> value, summed over labels."""
-    import urllib.request
-
-    out: dict[str, int] = {}
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        if line.startswith("fstreams_") and line.split("{")[0].split(" ")[0].endswith("_total"):
-            name = line.split("{")[0].split(" ")[0]
-            out[name] = out.get(name, 0) + int(float(line.rsplit(" ", 1)[1]))
-    return out
+def live_worker(a: argparse.Namespace, run_id: str, state_dir: Path) -> jobkit.Worker:
+    """A real `fstreams worker` of a fresh app on the bench's input topics."""
+    return jobkit.start_worker(a.bootstrap, a.registry, a.prefix, run_id, state_dir,
+                               worker_id=run_id, log_name=run_id)
 
 
 def consumed(port: int) -> int:
-    return counters(port).get("fstreams_events_consumed_total", 0)
+    return jobkit.counters(port).get("fstreams_events_consumed_total", 0)
 
 
 # Where a sample's time belongs: the leaf-most frame matching one of these (in this order).
@@ -225,10 +183,8 @@ def profile_live(a: argparse.Namespace) -> str:
     state_dir = benchkit.WORK / "state" / run_id
     state_dir.mkdir(parents=True, exist_ok=True)
     raw = state_dir / "py-spy.raw"
-    from streams.broker.launcher import free_port
-
-    port = free_port()
-    child = live_worker(a, run_id, state_dir, port)
+    worker = live_worker(a, run_id, state_dir)
+    child, port = worker.child, worker.port
     try:
         deadline = time.monotonic() + a.timeout
         while consumed(port) == 0:  # profile the steady state only
@@ -240,7 +196,7 @@ def profile_live(a: argparse.Namespace) -> str:
                         "-r", "100", "-f", "raw", "-o", str(raw), "--nonblocking"],
                        check=True, capture_output=True)
         events = consumed(port) - c0
-        final = counters(port)
+        final = jobkit.counters(port)
         cpu_us = (benchkit.proc_cpu_seconds(child.proc.pid) - cpu0) * 1e6 / max(events, 1)
     finally:
         child.stop()
@@ -281,7 +237,7 @@ def run_one(impl: str, a: argparse.Namespace, total: int, inputs: tuple[str, ...
     common = ["--bootstrap", a.bootstrap, "--registry", a.registry, "--prefix", a.prefix,
               "--group", run_id, "--state-dir", str(state_dir), "--events", str(total)]
     if impl == "live":
-        child = live_worker(a, run_id, state_dir)
+        child = live_worker(a, run_id, state_dir).child
         run = benchkit.watch(child, lambda: offsets.committed(run_id, inputs), total,
                              timeout=a.timeout, max_seconds=a.max_seconds, interval=0.1)
     elif impl == "faust":
@@ -366,7 +322,7 @@ def main() -> None:
     started, machine = time.monotonic(), benchkit.machine_line(code)
     with benchkit.broker(a.bootstrap) as bootstrap:
         a.bootstrap = bootstrap
-        registry, a.registry = start_registry(bootstrap)
+        registry, a.registry = jobkit.start_registry(bootstrap)
         try:
             a.prefix = f"fb-{uuid.uuid4().hex[:6]}-"
             inputs = TopicNames.with_prefix(a.prefix).inputs
