@@ -84,6 +84,11 @@ class CensusStore:
         self._saved.clear()
 
     def _records(self, partition: int) -> Iterator[dict[str, Any]]:
-        db = self.order_table.data._db_for_partition(partition)
-        for raw in db.values():
-            yield json.loads(raw)
+        """The partition's order records; Faust keeps its persisted offset in the same
+        database under a key of its own, which is not a record."""
+        store = self.order_table.data
+        db = store._db_for_partition(partition)
+        bookkeeping = getattr(store, "offset_key", None)
+        for key, raw in db.items():
+            if key != bookkeeping and not key.startswith(b"\xff"):
+                yield json.loads(raw)
