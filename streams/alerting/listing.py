@@ -78,9 +78,10 @@ def latest_alerts(bootstrap: str, topic: str, source: SchemaSource) -> tuple[
 
 
 def select(alerts: Iterable[dict[str, Any]], flt: AlertFilter, silences: Sequence[Silence],
-           now_ms: int) -> list[dict[str, Any]]:
-    """Matching alerts, firing first, then by severity and age (oldest first), each with
-    ``silenced_by`` (the id of the silence muting it now, if it fires)."""
+           now_ms: int, *, newest_first: bool = False) -> list[dict[str, Any]]:
+    """Matching alerts, firing first, then by severity and age (oldest first, or newest first
+    for a console), each with ``silenced_by`` (the id of the silence muting it now, if it
+    fires)."""
     out = []
     for alert in alerts:
         if not flt.matches(alert):
@@ -88,8 +89,10 @@ def select(alerts: Iterable[dict[str, Any]], flt: AlertFilter, silences: Sequenc
         muting = matching_silence(alert, silences, now_ms) if alert["state"] == "firing" \
             else None
         out.append({**alert, "silenced_by": muting.silence_id if muting else None})
+    age_order = -1 if newest_first else 1
     return sorted(out, key=lambda a: (a["state"] != "firing",
-                                      _SEVERITY_ORDER.get(a["severity"], 9), a["starts_at"]))
+                                      _SEVERITY_ORDER.get(a["severity"], 9),
+                                      age_order * a["starts_at"], a["fingerprint"]))
 
 
 def age(ms: int) -> str:

@@ -34,6 +34,14 @@ class SilenceError(ValueError):
     """A silence cannot be created or expired; the message says what to change."""
 
 
+class SilenceNotFound(SilenceError):
+    """No silence has this id (or unique id prefix)."""
+
+
+class SilenceWriteError(SilenceError):
+    """The silences topic did not take the write (broker down): try again later."""
+
+
 def silences_topic(settings: Settings) -> str:
     return f"{settings.topic_prefix}alert-silences"
 
@@ -95,8 +103,8 @@ def _produce(settings: Settings, topic: str, key: str, value: bytes | None) -> N
     left = producer.flush(15)
     if left or errors:
         reason = errors[0] if errors else "no acknowledgement within 15s"
-        raise SilenceError(f"could not write to {topic} at {settings.bootstrap_servers}: "
-                           f"{reason}. Is the broker up? (fstreams broker status)")
+        raise SilenceWriteError(f"could not write to {topic} at {settings.bootstrap_servers}: "
+                                f"{reason}. Is the broker up? (fstreams broker status)")
 
 
 def create_silence(settings: Settings, matchers: Sequence[Matcher], duration_ms: int, *,
@@ -158,8 +166,8 @@ def expire_silence(settings: Settings, silence_id: str) -> Silence:
     if silence is None:
         matches = [s for s in known if s.startswith(silence_id)] if len(silence_id) >= 6 else []
         if len(matches) != 1:
-            raise SilenceError(f"no silence {silence_id!r} in {topic}; "
-                               "list them with `fstreams alerts silences --state all`")
+            raise SilenceNotFound(f"no silence {silence_id!r} in {topic}; "
+                                  "list them with `fstreams alerts silences --state all`")
         silence = known[matches[0]]
     _produce(settings, topic, silence.silence_id, None)
     return silence
