@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         "event (chargebacks arrive weeks late)")
     batch_max_events: int = Field(500, description="events per batch on the live path")
     batch_timeout_s: float = Field(0.05, description="max wait to fill a batch")
+    projection_resolved_retention_ms: int = Field(
+        24 * 3_600_000, description="resolved alerts and mismatches stay queryable "
+        "(GET /alerts, /mismatches) this long in stream time after they resolved")
+    projection_max_resolved: int = Field(
+        10_000, description="at most this many resolved alerts (and as many resolved "
+        "mismatches) are kept for queries, oldest dropped first")
 
     @classmethod
     def settings_customise_sources(

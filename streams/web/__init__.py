@@ -9,7 +9,17 @@ if TYPE_CHECKING:  # streams.app imports streams.web.errors; keep this package i
 
 
 def register_web(pipeline: Pipeline) -> None:
-    from streams.web import health, metrics, openapi, orders, overview, windows
+    from streams.web import (
+        alerts,
+        health,
+        metrics,
+        mismatches,
+        openapi,
+        orders,
+        overview,
+        silences,
+        windows,
+    )
 
     orders.register(pipeline)
     health.register(pipeline)
@@ -17,3 +27,6 @@ def register_web(pipeline: Pipeline) -> None:
     overview.register(pipeline)
     openapi.register(pipeline)
     windows.register(pipeline)
+    alerts.register(pipeline)
+    mismatches.register(pipeline)
+    silences.register(pipeline)
