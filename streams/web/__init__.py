@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # streams.app imports streams.web.errors; keep this package i
 def register_web(pipeline: Pipeline) -> None:
     from streams.web import (
         alerts,
+        console,
         health,
         metrics,
         mismatches,
@@ -27,6 +28,7 @@ def register_web(pipeline: Pipeline) -> None:
     overview.register(pipeline)
     openapi.register(pipeline)
     windows.register(pipeline)
+    console.register(pipeline)
     alerts.register(pipeline)
     mismatches.register(pipeline)
     silences.register(pipeline)

@@ -12,15 +12,22 @@ function el(name, attrs = {}, text) {
   return node;
 }
 
-// About `count` round tick values covering [lo, hi].
+// About `count` round tick values from lo up to the first at or above hi.
 function ticks(lo, hi, count = 5) {
   if (hi <= lo) hi = lo + 1;
   const raw = (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
   const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step / 1e6; v += step) out.push(v);
+  for (let i = Math.ceil(lo / step); out.length === 0 || out[out.length - 1] < hi; i += 1) {
+    out.push(Number((i * step).toPrecision(12)));
+  }
   return out;
+}
+
+// Tick values inside [lo, hi] only (for the time axis, which is not stretched to round ends).
+function innerTicks(lo, hi, count) {
+  return ticks(lo, hi, count).filter((v) => v >= lo && v <= hi);
 }
 
 function empty(figure, message) {
@@ -47,44 +54,51 @@ function legend(figure, names) {
 
 function timeLabel(ms, spanMs) {
   const iso = new Date(ms).toISOString();
-  return spanMs > 2 * 86_400_000 ? iso.slice(5, 10) + " " + iso.slice(11, 16) : iso.slice(11, 16);
+  if (spanMs > 86_400_000) return iso.slice(5, 10) + " " + iso.slice(11, 16);
+  return spanMs > 600_000 ? iso.slice(11, 16) : iso.slice(11, 19);
 }
 
-/** series: [{name, points: [[timeMs, value], ...]}]; format(value) labels the y axis. */
-export function lineChart(figure, { series, format, label, emptyText }) {
+/**
+ * series: [{name, points: [[timeMs, value], ...]}] in time order. format(value) labels the
+ * y axis in units of value / divisor (e.g. ms shown in hours, with round ticks in hours).
+ * Consecutive points further apart than maxGap ms are not joined: no data is not a trend.
+ */
+export function lineChart(figure, { series, format, label, emptyText, divisor = 1, maxGap = Infinity }) {
   const drawn = series.filter((s) => s.points.length);
   if (!drawn.length) return empty(figure, emptyText || "No data yet.");
   const W = 640, H = 240, L = 64, R = 12, T = 10, B = 26;
   const xs = drawn.flatMap((s) => s.points.map((p) => p[0]));
-  const ys = drawn.flatMap((s) => s.points.map((p) => p[1]));
+  const ys = drawn.flatMap((s) => s.points.map((p) => p[1] / divisor));
   let x0 = Math.min(...xs), x1 = Math.max(...xs);
   if (x0 === x1) { x0 -= 1; x1 += 1; }
   const yt = ticks(0, Math.max(...ys, 0));
   const y1 = yt[yt.length - 1] || 1;
   const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
-  const sy = (y) => H - B - (y / y1) * (H - T - B);
+  const sy = (y) => H - B - (y / divisor / y1) * (H - T - B);
   const points = drawn.reduce((n, s) => n + s.points.length, 0);
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
     "aria-label": `${label}: ${drawn.length} series, ${points} points`,
     "data-series": drawn.length, "data-points": points });
   for (const v of yt) {
-    svg.append(el("line", { class: "grid", x1: L, x2: W - R, y1: sy(v), y2: sy(v) }));
-    svg.append(el("text", { x: L - 6, y: sy(v) + 4, "text-anchor": "end" }, format(v)));
+    svg.append(el("line", { class: "grid", x1: L, x2: W - R, y1: sy(v * divisor), y2: sy(v * divisor) }));
+    svg.append(el("text", { x: L - 6, y: sy(v * divisor) + 4, "text-anchor": "end" }, format(v)));
   }
-  for (const v of ticks(x0, x1, 6)) {
-    if (v < x0 || v > x1) continue;
-    svg.append(el("text", { x: sx(v), y: H - 8, "text-anchor": "middle" }, timeLabel(v, x1 - x0)));
+  for (const v of innerTicks(x0, x1, 6)) {
+    const x = sx(v);
+    const anchor = x > W - R - 40 ? "end" : x < L + 40 ? "start" : "middle";
+    svg.append(el("text", { x, y: H - 8, "text-anchor": anchor }, timeLabel(v, x1 - x0)));
   }
   svg.append(el("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }));
   drawn.forEach((s, i) => {
     const color = COLORS[series.indexOf(s) % COLORS.length];
-    const d = s.points.map((p, j) => `${j ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
+    const d = s.points.map((p, j) => `${j && p[0] - s.points[j - 1][0] <= maxGap ? "L" : "M"}`
+      + `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
     svg.append(el("path", { d, fill: "none", stroke: color, "stroke-width": 2, class: "series",
       "data-name": s.name }));
     for (const [x, y] of s.points) {
       const c = el("circle", { cx: sx(x), cy: sy(y), r: 2.6, fill: color, class: "point",
         "data-value": y });
-      c.append(el("title", {}, `${s.name} ${new Date(x).toISOString()}: ${format(y)}`));
+      c.append(el("title", {}, `${s.name} ${new Date(x).toISOString()}: ${format(y / divisor)}`));
       svg.append(c);
     }
   });

@@ -109,8 +109,12 @@ async function loadOverview() {
       result.status === 503 ? "warn" : "error");
     return;
   }
-  notice($("[data-notice]", section), "");
   const o = result.data;
+  // A peer that did not answer leaves its partitions out: say the counts are partial.
+  const missing = o.partitions_missing || [];
+  notice($("[data-notice]", section), o.complete === false || missing.length
+    ? `Partial counts: no answer for partition(s) ${missing.join(", ") || "?"}; see Workers.` : "",
+  "warn");
   const show = (field, value, text) => {
     const dd = $(`[data-field="${field}"]`, section);
     dd.dataset.value = typeof value === "object" ? JSON.stringify(value) : String(value);
@@ -144,7 +148,7 @@ async function loadOverview() {
     if (epsSamples.length > 120) epsSamples.shift();
   }
   lineChart($("#eps-chart"), { series: [{ name: "events/s", points: epsSamples }],
-    format: (v) => fmt.decimal(v, 0), label: "Events per second",
+    format: (v) => fmt.decimal(v, Number.isInteger(v) ? 0 : 1), label: "Events per second",
     emptyText: "Samples appear as the page refreshes." });
   renderWorkers(o.workers || []);
 }
@@ -158,7 +162,8 @@ function renderWorkers(workers) {
   rows(table.tBodies[0], objects.map((w) => h("tr", {}, columns.map((c) => {
     const v = w[c];
     return typeof v === "number" ? num(v, Number.isInteger(v) ? fmt.count(v) : fmt.decimal(v, 1))
-      : h("td", {}, typeof v === "object" && v !== null ? JSON.stringify(v) : String(v ?? "–"));
+      : h("td", {}, Array.isArray(v) ? v.join(", ")
+        : typeof v === "object" && v !== null ? JSON.stringify(v) : String(v ?? "–"));
   }))), Math.max(1, columns.length), "No workers reported.");
 }
 
@@ -471,6 +476,7 @@ function timelineView(events) {
     return node;
   };
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.style.maxWidth = `${W}px`; // drawn at its own size on wide screens, shrunk on narrow ones
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", `Events by source system: ${events.length} events from ${sources.length} systems`);
   sources.forEach((src, i) => {
@@ -588,7 +594,8 @@ async function loadMetrics() {
   lineChart($("#latency-chart"), {
     series: ["p50", "p95", "p99"].map((p) => ({ name: p,
       points: overall.filter((w) => w[p] !== null).map((w) => [w.window_start, w[p]]) })),
-    format: fmt.hours, label: "Order-to-ship latency percentiles", emptyText: waiting });
+    format: (h) => `${fmt.decimal(h, Number.isInteger(h) ? 0 : 1)} h`, divisor: HOUR_MS,
+    maxGap: size, label: "Order-to-ship latency percentiles", emptyText: waiting });
 
   const perWarehouse = new Map();
   for (const w of exceptions) {
@@ -612,7 +619,8 @@ async function loadMetrics() {
   lineChart($("#throughput-chart"), {
     series: [{ name: `orders accepted per ${size === HOUR_MS ? "hour" : "minute"}`, points: perWindow(accepted, "count") },
       { name: `units shipped per ${size === HOUR_MS ? "hour" : "minute"}`, points: perWindow(shipped, "sum") }],
-    format: (v) => fmt.count(Math.round(v)), label: "Throughput", emptyText: waiting });
+    format: (v) => fmt.decimal(v, Number.isInteger(v) ? 0 : 1), maxGap: size,
+    label: "Throughput", emptyText: waiting });
 }
 
 // ---------------------------------------------------------------- Navigation and refresh

@@ -54,10 +54,6 @@ export function duration(ms) {
   return `${sign}${s}s`;
 }
 
-export function hours(ms) {
-  return ms === null || ms === undefined ? "–" : `${decimal(ms / 3_600_000, 1)} h`;
-}
-
 export function percent(ratio) {
   return ratio === null || ratio === undefined ? "–" : `${decimal(ratio * 100, 1)} %`;
 }
