@@ -98,18 +98,24 @@ class FulfillmentProcessor:
         revoked or recovering (flow control off) or from a previous generation. Writing its
         effects then races the partition's recovery here or on its new owner (the write lands
         after the new owner read the changelog, and our acknowledgement lets the group commit
-        past it: a lost update). Such events are left unacknowledged instead (`hold`) and are
-        read again from the committed offset by whoever owns the partition now.
+        past it: a lost update). Such events are dropped without being committed (`hold`) and
+        are read again from the committed offset by whoever owns the partition now.
         """
         app = self.app
         return (app.flow_control.is_active()
                 and event.message.generation_id == app.consumer_generation_id)
 
     def hold(self, events: Sequence[EventT]) -> None:
-        """Keep `events` from ever being acknowledged (so never committed): one extra
-        reference each, which the stream's acknowledgement after the batch does not drop."""
+        """Drop `events` unprocessed without their offsets ever being committed.
+
+        What Faust does with a message of an old generation: it is marked done without being
+        recorded as acknowledged, so the stream's ack after the batch is a no-op, a rebalance
+        does not wait for it, and commits never move past it (it is read again).
+        """
+        unacked = self.consumer._unacked_messages
         for event in events:
-            event.message.incref()
+            event.message.acked = True
+            unacked.discard(event.message)
         self.counters["events_held"] = self.counters.get("events_held", 0) + len(events)
 
     async def process(self, events: Sequence[EventT]) -> None:
