@@ -298,8 +298,7 @@ def py_spy() -> str | None:
 
 
 class Spy:
-    """py-spy sampling a process (100 Hz, non-blocking) from start() until stop(); the result
-    is own time per function (the leaf frame of each sample, lines of one function merged)."""
+    """py-spy sampling a process (100 Hz, non-blocking) from start() until stop()."""
 
     def __init__(self, pid: int, raw: Path) -> None:
         self.pid, self.raw = pid, raw
@@ -317,10 +316,10 @@ class Spy:
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         return self
 
-    def stop(self, timeout: float = 30.0) -> collections.Counter[str]:
+    def stop(self, timeout: float = 30.0) -> Profile:
         """Ends the recording (SIGINT makes py-spy write what it has) and reads it."""
         if self.proc is None:
-            return collections.Counter()
+            return Profile()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         try:
@@ -331,27 +330,49 @@ class Spy:
         if not self.raw.exists():  # e.g. the process ended before py-spy attached
             print(f"py-spy recorded nothing ({self.proc.returncode}): {out.strip()[-300:]}",
                   flush=True)
-            return collections.Counter()
-        return own_time(self.raw)
+            return Profile()
+        return Profile.read(self.raw)
 
 
-def spy(pid: int, seconds: float, raw: Path) -> collections.Counter[str]:
-    """py-spy samples of `pid` for `seconds`, as own time per function (empty without py-spy)."""
+def spy(pid: int, seconds: float, raw: Path) -> Profile:
+    """py-spy samples of `pid` for `seconds` (empty without py-spy)."""
     recording = Spy(pid, raw).start(seconds)
     if recording.proc is not None:
         recording.proc.wait(seconds + 30)
     return recording.stop()
 
 
-def own_time(raw: Path) -> collections.Counter[str]:
-    own: collections.Counter[str] = collections.Counter()
-    for line in raw.read_text(errors="replace").splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit():  # py-spy's notes (e.g. about paths) are not samples
-            continue
-        func, _, where = stack.split(";")[-1].partition(" (")
-        own[f"{func} ({shorten(where.rsplit(':', 1)[0])})"] += int(n)
-    return own
+@dataclass
+class Profile:
+    """py-spy's folded stacks (root;...;leaf -> samples)."""
+
+    stacks: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    @classmethod
+    def read(cls, raw: Path) -> Profile:
+        stacks: collections.Counter[str] = collections.Counter()
+        for line in raw.read_text(errors="replace").splitlines():
+            stack, _, n = line.rpartition(" ")
+            if n.isdigit():  # py-spy's notes (e.g. about paths) are not samples
+                stacks[stack] += int(n)
+        return cls(stacks)
+
+    @property
+    def total(self) -> int:
+        return sum(self.stacks.values())
+
+    def own(self) -> collections.Counter[str]:
+        """Samples per leaf function (lines of one function merged)."""
+        own: collections.Counter[str] = collections.Counter()
+        for stack, n in self.stacks.items():
+            func, _, where = stack.split(";")[-1].partition(" (")
+            own[f"{func} ({shorten(where.rsplit(':', 1)[0])})"] += n
+        return own
+
+    def inside(self, fragment: str) -> float:
+        """Share of samples with `fragment` anywhere in the stack (inclusive time)."""
+        hit = sum(n for stack, n in self.stacks.items() if fragment in stack)
+        return hit / self.total if self.total else 0.0
 
 
 def shorten(path: str) -> str:
@@ -363,19 +384,49 @@ def shorten(path: str) -> str:
     return path[len(root):] if path.startswith(root) else path
 
 
-def profile_section(title: str, own: collections.Counter[str], cpu_us: float = 0.0,
-                    top: int = 15) -> str:
-    """Markdown: the `top` functions by own time (share of samples, ~CPU us per event)."""
-    if not own:
+# Inclusive shares worth knowing in a live worker's profile (py-spy names files relative to
+# sys.path, so "(tables/" is the domain and "(faust/tables/" is Faust's).
+LIVE_PARTS = {
+    "fulfillment agent batch (agents/fulfillment.py)": "(agents/fulfillment.py",
+    "domain: fold, evaluate, SLA, reconciliation (tables/)": "(tables/",
+    "Avro decode/encode (streams/serde.py)": "(streams/serde.py",
+    "output sink, librdkafka (streams/sink.py)": "(streams/sink.py",
+    "table batch: state JSON, get/put (streams/batching.py)": "(streams/batching.py",
+    "RocksDB store (faust/stores/)": "(faust/stores/",
+    "Faust consumer and transport (faust/transport/)": "(faust/transport/",
+    "Faust streams (faust/streams.py)": "(faust/streams.py",
+    "aiokafka": "(aiokafka/",
+    "metrics agents (agents/metrics.py)": "(agents/metrics.py",
+}
+RECOVERY_PARTS = {
+    "Faust recovery loop (faust/tables/recovery.py)": "(faust/tables/recovery.py",
+    "writing restored records to RocksDB (faust/stores/)": "(faust/stores/",
+    "Faust per-message dispatch (faust/transport/conductor.py)": "(faust/transport/conductor.py",
+    "Faust consumer (faust/transport/consumer.py)": "(faust/transport/consumer.py",
+    "aiokafka fetch and record parsing": "(aiokafka/",
+}
+
+
+def profile_section(title: str, profile: Profile, cpu_us: float = 0.0, top: int = 15,
+                    inside: dict[str, str] | None = None) -> str:
+    """Markdown: the `top` functions by own time (share of samples, ~CPU us per event when
+    `cpu_us` is given), and the inclusive share of the `inside` label -> stack fragments."""
+    if not profile.total:
         why = ("py-spy is not installed (make bench installs the bench extra)"
                if py_spy() is None else "py-spy recorded no samples")
         return f"### {title}\n\n_profile skipped: {why}_"
-    total = sum(own.values())
+    total = profile.total
     rows = [[f"`{func}`", f"{n / total * 100:.1f}%"]
             + ([f"{n / total * cpu_us:.0f}"] if cpu_us else [])
-            for func, n in own.most_common(top)]
+            for func, n in profile.own().most_common(top)]
     headers = ["function (own time)", "share of samples"] + (["~CPU us/event"] if cpu_us else [])
-    return f"### {title}\n\n{benchkit.markdown(headers, rows)}\n\n({total:,} samples)"
+    text = f"### {title}\n\n{benchkit.markdown(headers, rows)}\n\n({total:,} samples)"
+    if inside:
+        shares = benchkit.markdown(["inclusive: samples inside", "share"], [
+            [label, f"{profile.inside(fragment) * 100:.0f}%"]
+            for label, fragment in inside.items()])
+        text += f"\n\n{shares}"
+    return text
 
 
 def section_times(times: dict[str, float]) -> str:

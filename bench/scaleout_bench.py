@@ -1,6 +1,6 @@
 """Scale-out: one worker vs two workers on 12 partitions, same input, events/s each.
 
-    /work/main/.venv/bin/python bench/scaleout_bench.py [--orders 5000] [--seconds 30] [--quick]
+    /work/main/.venv/bin/python bench/scaleout_bench.py [--orders 5000] [--seconds 20] [--quick]
 
 Generated traffic (`streams.generator`, --orders orders, ~12 events each) is pre-produced into
 four 12-partition input topics. Then, on that same input, each run with a fresh group and empty
@@ -99,7 +99,8 @@ def run(a: argparse.Namespace, inp: jobkit.Input, n: int,
         if profile_if is not None and profile_if(res) and a.profile > 0:
             own = jobkit.spy(workers[0].pid, a.profile, state / "py-spy.raw")
             spied = jobkit.profile_section(
-                f"worker-1 of {n} (py-spy, {a.profile:.0f}s right after the window)", own)
+                f"worker-1 of {n} (py-spy, {a.profile:.0f}s right after the window)", own,
+                inside=jobkit.LIVE_PARTS)
     finally:
         for w in workers:
             w.child.stop()
@@ -112,7 +113,7 @@ def main() -> None:
     p.add_argument("--orders", type=int, default=5000,
                    help="generated orders, ~12 events each (default 5000)")
     p.add_argument("--seed", type=int, default=12)
-    p.add_argument("--seconds", type=float, default=30.0, help="measured window (default 30)")
+    p.add_argument("--seconds", type=float, default=20.0, help="measured window (default 20)")
     p.add_argument("--settle", type=float, default=3.0,
                    help="seconds between ready and the window (default 3)")
     p.add_argument("--profile", type=float, default=10.0,
