@@ -65,7 +65,8 @@ def run_demo(rate: int = 200, orders: int = 5_000, seed: int = 7) -> None:
         ), env=env, log_path=logs / "generator.log").start()
         children.append(generator)
         say(f"worker and generator started; logs in {logs}")
-        say(f"query API / console: {web}/   metrics: {web}/metrics   (Ctrl-C stops all)")
+        say(f"operations console: {web}/ (open it in a browser; it follows the traffic live)")
+        say(f"query API: {web}/openapi.json   metrics: {web}/metrics   (Ctrl-C stops all)")
         _console(bootstrap, registry_url, names, children)
     except (KeyboardInterrupt, _Stop):
         say("stopping ...")

@@ -25,9 +25,16 @@ function ticks(lo, hi, count = 5) {
   return out;
 }
 
-// Tick values inside [lo, hi] only (for the time axis, which is not stretched to round ends).
-function innerTicks(lo, hi, count) {
-  return ticks(lo, hi, count).filter((v) => v >= lo && v <= hi);
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
+  21600, 43200, 86400, 172800, 604800, 1209600, 2592000].map((s) => s * 1000);
+
+// Round times (whole minutes, hours, days in UTC) inside [lo, hi]: the axis is not stretched.
+function timeTicks(lo, hi, count) {
+  const raw = (hi - lo) / count;
+  const step = TIME_STEPS.find((s) => s >= raw) || TIME_STEPS[TIME_STEPS.length - 1];
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi; v += step) out.push(v);
+  return out;
 }
 
 function empty(figure, message) {
@@ -83,7 +90,7 @@ export function lineChart(figure, { series, format, label, emptyText, divisor = 
     svg.append(el("line", { class: "grid", x1: L, x2: W - R, y1: sy(v * divisor), y2: sy(v * divisor) }));
     svg.append(el("text", { x: L - 6, y: sy(v * divisor) + 4, "text-anchor": "end" }, format(v)));
   }
-  for (const v of innerTicks(x0, x1, 6)) {
+  for (const v of timeTicks(x0, x1, 5)) {
     const x = sx(v);
     const anchor = x > W - R - 40 ? "end" : x < L + 40 ? "start" : "middle";
     svg.append(el("text", { x, y: H - 8, "text-anchor": anchor }, timeLabel(v, x1 - x0)));
