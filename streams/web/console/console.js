@@ -629,6 +629,7 @@ const SECTIONS = { overview: loadOverview, alerts: loadAlerts, orders: refreshOr
   reconciliation: loadReconciliation, metrics: loadMetrics };
 let active = null;
 let busy = false;
+let again = false; // a refresh was asked for while one ran (e.g. the section changed)
 
 async function refreshOrder() {
   if (currentOrderQuery) await lookup(currentOrderQuery);
@@ -650,13 +651,18 @@ function route() {
 }
 
 async function refresh() {
-  if (busy) return;
+  if (busy) {
+    again = true;
+    return;
+  }
   busy = true;
   try {
-    await SECTIONS[active]();
-    if (active !== "overview") await pill();
+    do {
+      again = false;
+      await SECTIONS[active]();
+      if (active !== "overview") await pill();
+    } while (again);
     $("#updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
-    document.body.dataset.loaded = String(Date.now());
   } finally {
     busy = false;
   }
