@@ -41,6 +41,11 @@ demo: venv broker-libs  ## broker, registry, worker, generated traffic and conso
 
 bench: venv broker-libs  ## benchmarks (about 15 min on 2 cores); prints figures and ratios
 	$(PY) -m pip install -q -e '.[test,bench]'
+	@# wrk (a C load generator) drives registry_bench: of all clients it takes the least CPU
+	@# from the 2 cores the server runs on.
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; } || \
+	  echo "wrk could not be installed: registry_bench measures with its Python client"
 	$(PY) bench/run_all.py
 
 clean:  ## remove the venv and local data
