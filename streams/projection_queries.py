@@ -2,9 +2,9 @@
 
 Pure (no broker, no HTTP): ``streams/web/alerts.py`` and ``streams/web/mismatches.py`` hand
 over the request's query and the projection's records; every bad parameter raises
-``BadQuery`` with a message saying what to send instead. Alert filtering and ordering reuse
-``streams.alerting.listing`` (as ``fstreams alerts list`` does), label matchers reuse the
-silence matcher syntax.
+``BadQuery`` with a message saying what to send instead. Alert filtering, ordering and
+silence marking reuse ``streams.alerting.listing`` (as ``fstreams alerts list`` does; silences
+are checked for the returned page only), label matchers reuse the silence matcher syntax.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from multidict import MultiMapping
 
-from streams.alerting.listing import AlertFilter, select
+from streams.alerting.listing import AlertFilter, ordered, with_silence
 from streams.alerting.silences import SilenceError, parse_matcher
 from tables.alerts import Silence
 from tables.reconciliation_rules import CATEGORIES
@@ -120,10 +120,10 @@ def list_alerts(alerts: Iterable[dict[str, Any]], q: AlertQuery, silences: Seque
                 now_ms: int) -> dict[str, Any]:
     """``{"alerts", "count", "matched"}``: firing first, then by severity, newest first; each
     alert with ``silenced_by``. ``matched`` counts every match, ``count`` the ones returned."""
-    candidates = (a for a in alerts if _same(a, "order_id", q.order_id)
-                  and _same(a, "correlation_id", q.correlation_id))
-    found = select(candidates, q.filter, silences, now_ms, newest_first=True)
-    shown = found[:q.limit]
+    found = ordered((a for a in alerts if _same(a, "order_id", q.order_id)
+                     and _same(a, "correlation_id", q.correlation_id) and q.filter.matches(a)),
+                    newest_first=True)
+    shown = [with_silence(a, silences, now_ms) for a in found[:q.limit]]
     return {"alerts": shown, "count": len(shown), "matched": len(found)}
 
 

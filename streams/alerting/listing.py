@@ -78,21 +78,29 @@ def latest_alerts(bootstrap: str, topic: str, source: SchemaSource) -> tuple[
 
 
 def select(alerts: Iterable[dict[str, Any]], flt: AlertFilter, silences: Sequence[Silence],
-           now_ms: int, *, newest_first: bool = False) -> list[dict[str, Any]]:
-    """Matching alerts, firing first, then by severity and age (oldest first, or newest first
-    for a console), each with ``silenced_by`` (the id of the silence muting it now, if it
-    fires)."""
-    out = []
-    for alert in alerts:
-        if not flt.matches(alert):
-            continue
-        muting = matching_silence(alert, silences, now_ms) if alert["state"] == "firing" \
-            else None
-        out.append({**alert, "silenced_by": muting.silence_id if muting else None})
+           now_ms: int) -> list[dict[str, Any]]:
+    """Matching alerts, firing first, then by severity and age (oldest first), each with
+    ``silenced_by`` (the id of the silence muting it now, if it fires)."""
+    return [with_silence(a, silences, now_ms) for a in ordered(a for a in alerts
+                                                               if flt.matches(a))]
+
+
+def ordered(alerts: Iterable[dict[str, Any]], *, newest_first: bool = False
+            ) -> list[dict[str, Any]]:
+    """Firing first, then by severity, then by age (oldest first, or newest first for a
+    console); the alerts themselves, not copies, so a caller showing a page of many marks
+    silences (``with_silence``) on that page only."""
     age_order = -1 if newest_first else 1
-    return sorted(out, key=lambda a: (a["state"] != "firing",
-                                      _SEVERITY_ORDER.get(a["severity"], 9),
-                                      age_order * a["starts_at"], a["fingerprint"]))
+    return sorted(alerts, key=lambda a: (a["state"] != "firing",
+                                         _SEVERITY_ORDER.get(a["severity"], 9),
+                                         age_order * a["starts_at"], a["fingerprint"]))
+
+
+def with_silence(alert: dict[str, Any], silences: Sequence[Silence], now_ms: int
+                 ) -> dict[str, Any]:
+    """A copy of ``alert`` with ``silenced_by``: the silence muting it now, if it fires."""
+    muting = matching_silence(alert, silences, now_ms) if alert["state"] == "firing" else None
+    return {**alert, "silenced_by": muting.silence_id if muting else None}
 
 
 def age(ms: int) -> str:

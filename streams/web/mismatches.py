@@ -4,6 +4,8 @@ all orders), with the summed differences per currency and category."""
 
 from __future__ import annotations
 
+import asyncio
+
 from faust.web import Request, Response, View
 
 from streams.app import Pipeline
@@ -23,4 +25,7 @@ def register(pipeline: Pipeline) -> None:
             query = parse_mismatch_query(request.query)
         except BadQuery as exc:
             return json_error(400, str(exc))
-        return view.json(list_mismatches(projection.mismatches.values(), query))
+        # A snapshot, filtered off the loop the agents share (see alerts.py).
+        body = await asyncio.to_thread(list_mismatches, list(projection.mismatches.values()),
+                                       query)
+        return view.json(body)
