@@ -29,6 +29,8 @@ class TopicTail:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
+            # Under exactly-once the worker's outputs are transactional: show committed ones.
+            "isolation.level": "read_committed",
         })
         try:
             self.ends, self._assigned = self._assign_all(topics, timeout_s)
