@@ -98,12 +98,17 @@ class Projection:
         started, announced = time.monotonic(), False
         try:
             while not self._stopping:
-                batch = await asyncio.to_thread(self._read, tail)
-                for topic, key, value in batch:
-                    self._apply(topic, key, value)
-                if not catch_up.done:
-                    for tp, position in (await asyncio.to_thread(tail.positions)).items():
-                        catch_up.reached(tp, position)
+                try:
+                    batch = await asyncio.to_thread(self._read, tail)
+                    for topic, key, value in batch:
+                        self._apply(topic, key, value)
+                    if not catch_up.done:
+                        for tp, position in (await asyncio.to_thread(tail.positions)).items():
+                            catch_up.reached(tp, position)
+                except Exception:  # a query view must never die quietly: say so, go on
+                    log.exception("projection step failed; retrying")
+                    await asyncio.sleep(_RETRY_S)
+                    continue
                 if catch_up.done and not announced:
                     announced = True
                     log.info("alert and mismatch projection caught up", extra={
@@ -137,7 +142,7 @@ class Projection:
     def _read(self, tail: TopicTail) -> list[Decoded]:
         out: list[Decoded] = []
         for msg in tail.poll():
-            if msg.error() is not None:  # librdkafka retries by itself; say so once a batch
+            if msg.error() is not None:  # librdkafka retries by itself: log and go on
                 log.warning("projection read error", extra={"error": str(msg.error())})
                 continue
             decoded = self._decode(msg)
