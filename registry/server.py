@@ -22,7 +22,7 @@ from registry.election import WriterElection
 from registry.errors import RegistryError
 from registry.forwarding import Forwarder
 from registry.metrics import RegistryMetrics
-from registry.middleware import registry_middleware
+from registry.middleware import guarded_routes
 from registry.routes import routes
 from registry.service import RegistryService
 from registry.settings import RegistrySettings
@@ -34,9 +34,9 @@ MAINTENANCE_INTERVAL = 5.0
 
 
 def create_app(ctx: RegistryContext) -> web.Application:
-    app = web.Application(middlewares=[registry_middleware], client_max_size=8 * 1024 * 1024)
+    app = web.Application(client_max_size=8 * 1024 * 1024)
     app[CONTEXT] = ctx
-    app.add_routes(routes)
+    app.add_routes(guarded_routes(routes))
     return app
 
 
