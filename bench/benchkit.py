@@ -54,6 +54,19 @@ def create_topic(bootstrap: str, name: str, partitions: int, compact: bool = Fal
     admin.create_topics([NewTopic(name, partitions, 1, config=config)])[name].result(timeout=30)
 
 
+def delete_topics(bootstrap: str) -> int:
+    """Delete every topic but the broker's internal ones (between benchmarks sharing a broker,
+    so one's leftovers are not compacted or fetched during the next one). Returns how many."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [t for t in admin.list_topics(timeout=30).topics if not t.startswith("__")]
+    for future in admin.delete_topics(topics, operation_timeout=60).values() if topics else ():
+        with contextlib.suppress(Exception):  # already gone: fine
+            future.result()
+    return len(topics)
+
+
 class Offsets:
     """End offsets and committed offsets, asked of the broker (never cached)."""
 

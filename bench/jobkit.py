@@ -90,6 +90,45 @@ def produce_events(events: Sequence[Any], bootstrap: str, registry: str, prefix:
     return delivered
 
 
+class Feed:
+    """One producer kept open across calls (a new one's first delivery takes up to seconds on a
+    busy machine: connection, idempotent producer id, registry lookups); sends events the way
+    `streams.generator.output.produce_to_kafka` does, optionally paced."""
+
+    def __init__(self, bootstrap: str, registry: str, prefix: str, partitions: int) -> None:
+        from streams.producer import EventProducer
+        from streams.schema_source import RegistrySchemaSource
+        from streams.topics import TopicNames, ensure_topics
+
+        self.names = TopicNames.with_prefix(prefix)
+        ensure_topics(bootstrap, self.names, partitions)
+        self.producer = EventProducer(bootstrap, RegistrySchemaSource(registry),
+                                      names=self.names, validate=False)
+
+    def send(self, events: Sequence[Any], rate: float | None = None) -> None:
+        from streams.generator.output import Pacer
+        from streams.producer import record_key
+
+        producer, pacer = self.producer, Pacer(len(events), rate, None)
+        for ev in events:
+            topic = getattr(self.names, ev.topic)
+            key = ev.key.encode() if ev.key is not None else None
+            if ev.raw is not None:
+                producer.produce_raw(topic, key, ev.raw)
+            elif ev.is_bad:
+                name = producer.record_name(topic, None)
+                value = producer.encoder(topic, name).encode(ev.value)
+                producer.produce_raw(topic, key or record_key(name, ev.value), value)
+            else:
+                producer.send(topic, ev.value, key=key)
+            pacer.tick()
+        if producer.flush(60) or producer.errors:
+            raise RuntimeError(f"input not delivered: {producer.errors[:1]}")
+
+    def close(self) -> None:
+        self.producer.close()
+
+
 def produce_input(bootstrap: str, registry: str, orders: int, seed: int,
                   partitions: int = 4, tag: str = "in") -> Input:
     """Generate `orders` orders of traffic and produce them into a fresh set of topics."""

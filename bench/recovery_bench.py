@@ -1,6 +1,6 @@
 """Recovery after kill -9: with the worker's local RocksDB, and from the changelog alone.
 
-    /work/main/.venv/bin/python bench/recovery_bench.py [--orders 25000] [--quick]
+    /work/main/.venv/bin/python bench/recovery_bench.py [--orders 10000] [--quick]
 
 1. state    --orders orders, one `placed` OrderEvent each (a generated order's event, cloned
             with new ids and spread over a day of event time), are produced and folded by the
@@ -168,8 +168,8 @@ def mean_record_bytes(bootstrap: str, topic: str, sample: int = 2000) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--orders", type=int, default=25_000,
-                   help="orders in state (default 25000; the issue names 500000)")
+    p.add_argument("--orders", type=int, default=10_000,
+                   help="orders in state (default 10000; the issue names 500000)")
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                    help="py-spy the warm-up's restore; shown when the target is missed "
@@ -179,10 +179,10 @@ def main() -> None:
     p.add_argument("--code", default="HEAD",
                    help="commit of the product to measure, exported once (default HEAD); "
                         "'worktree' measures the files as they are")
-    p.add_argument("--quick", action="store_true", help="5000 orders")
+    p.add_argument("--quick", action="store_true", help="3000 orders")
     a = p.parse_args()
     if a.quick:
-        a.orders = 5_000
+        a.orders = 3_000
     benchkit.exit_on_sigterm()
     code = benchkit.use_code(a.code)
     from streams.topics import ORDER_STATE_TABLE, changelog_topic

@@ -4,6 +4,9 @@
 
 Each script runs with its own default sizes plus the arguments in BUDGET below (or `--quick`
 where it offers one); one at a time, because they share the machine's cores with the broker.
+One embedded broker serves the whole run (scripts that take `--bootstrap` get it; starting one
+per script cost 10-30 s each on a busy machine); between scripts every topic is deleted, so
+one script's leftovers are neither fetched nor compacted during the next.
 A script that writes bench/results/<name>.md contributes that file; for the others, the
 Markdown tables of their output are taken (or the tail of the output when there is none). A
 failing script is reported in the README and the others still run. The wall time of every
@@ -13,10 +16,14 @@ script and the total are printed at the end and written to the README.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchkit  # the bench dir is not a package
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -28,6 +35,7 @@ BUDGET = {
     "peer_bench": ["--rounds", "1", "--events", "150000", "--max-seconds", "20"],
     "fulfillment_bench": ["--rounds", "1", "--orders", "4000", "--max-seconds", "25",
                           "--profile", "10"],
+    "serde_bench": ["--repeat", "3"],
 }
 BUDGET_S = 15 * 60
 
@@ -41,15 +49,19 @@ def tables_of(output: str) -> str:
     return f"```\n{tail}\n```"
 
 
-def run(script: Path, quick: bool, timeout: float, walls: dict[str, float]) -> str:
+def run(script: Path, quick: bool, timeout: float, walls: dict[str, float],
+        bootstrap: str) -> str:
     name = script.stem
     argv = [sys.executable, str(script)]
+    help_text = subprocess.run([*argv, "--help"], capture_output=True, text=True).stdout
     if quick:
-        help_text = subprocess.run([*argv, "--help"], capture_output=True, text=True).stdout
         argv += ["--quick"] if "--quick" in help_text else []
     else:
         argv += BUDGET.get(name, [])
-    print(f"\n=== {name}: {' '.join(argv[1:])}", flush=True)
+    shown = argv[1:]
+    if "--bootstrap" in help_text:
+        argv += ["--bootstrap", bootstrap]
+    print(f"\n=== {name}: {' '.join(shown)}", flush=True)
     started = time.time()
     log = RESULTS / f"{name}.log"
     try:
@@ -78,7 +90,7 @@ def run(script: Path, quick: bool, timeout: float, walls: dict[str, float]) -> s
         body = f"## {name}\n\n{tables_of(log.read_text(errors='replace'))}"
     status = "" if code == 0 else f"\n\n**{name} failed (exit {code}); see {log.name}.**"
     cmd = " ".join(["python", *(str(Path(a).relative_to(BENCH.parent)) if a == str(script)
-                                else a for a in argv[1:])])
+                                else a for a in shown)])
     return f"{body}{status}\n\n_{cmd}: {seconds:.0f}s_"
 
 
@@ -111,14 +123,23 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="pass --quick to scripts that have it")
     p.add_argument("--only", help="comma-separated names without _bench (e.g. peer,serde)")
     p.add_argument("--timeout", type=float, default=1200.0, help="per script, seconds")
+    p.add_argument("--bootstrap", help="use this broker (default: one embedded broker for the "
+                                       "whole run)")
     a = p.parse_args()
     scripts = sorted(BENCH.glob("*_bench.py"))
     wanted = {f"{n.strip()}_bench" for n in a.only.split(",")} if a.only else None
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     walls: dict[str, float] = {}
-    sections = [run(script, a.quick, a.timeout, walls) if wanted is None or script.stem in wanted
-                else earlier(script.stem) for script in scripts]
+    sections = []
+    with benchkit.broker(a.bootstrap) as bootstrap:
+        for script in scripts:
+            if wanted is not None and script.stem not in wanted:
+                sections.append(earlier(script.stem))
+                continue
+            sections.append(run(script, a.quick, a.timeout, walls, bootstrap))
+            with contextlib.suppress(Exception):  # a broker in trouble: the next script says so
+                print(f"(deleted {benchkit.delete_topics(bootstrap)} topics)", flush=True)
     timing = wall_times(walls)
     print(f"\n{timing}", flush=True)
     readme = RESULTS / "README.md"

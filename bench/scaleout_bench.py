@@ -1,6 +1,6 @@
 """Scale-out: one worker vs two workers on 12 partitions, same input, events/s each.
 
-    /work/main/.venv/bin/python bench/scaleout_bench.py [--orders 5000] [--seconds 20] [--quick]
+    /work/main/.venv/bin/python bench/scaleout_bench.py [--orders 4000] [--seconds 15] [--quick]
 
 Generated traffic (`streams.generator`, --orders orders, ~12 events each) is pre-produced into
 four 12-partition input topics. Then, on that same input, each run with a fresh group and empty
@@ -110,10 +110,10 @@ def run(a: argparse.Namespace, inp: jobkit.Input, n: int,
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--orders", type=int, default=5000,
-                   help="generated orders, ~12 events each (default 5000)")
+    p.add_argument("--orders", type=int, default=4000,
+                   help="generated orders, ~12 events each (default 4000)")
     p.add_argument("--seed", type=int, default=12)
-    p.add_argument("--seconds", type=float, default=20.0, help="measured window (default 20)")
+    p.add_argument("--seconds", type=float, default=15.0, help="measured window (default 15)")
     p.add_argument("--settle", type=float, default=3.0,
                    help="seconds between ready and the window (default 3)")
     p.add_argument("--profile", type=float, default=10.0,
