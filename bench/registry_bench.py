@@ -1,7 +1,7 @@
 """Schema registry read path: id lookups and subject lookups at concurrency 16.
 
-    /work/main/.venv/bin/python bench/registry_bench.py [--bootstrap HOST:PORT] [--seconds 5]
-        [--rounds 3] [--client auto|wrk|python|aiohttp[,...]] [--compare REF[:asyncio]] [--quick]
+    /work/main/.venv/bin/python bench/registry_bench.py [--bootstrap HOST:PORT] [--seconds 3]
+        [--rounds 6] [--client auto|wrk|python|aiohttp[,...]] [--compare REF[:asyncio]] [--quick]
 
 Without --bootstrap it starts the project's embedded Kafka broker. It starts a registry process
 on the work tree's code (with --compare, one more per REF on that commit's registry/; ":asyncio"
@@ -318,8 +318,9 @@ def profile_if_missed(args: argparse.Namespace, server: Server, client: str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each timed window")
-    parser.add_argument("--rounds", type=int, default=3, help="timed windows per combination")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each timed window")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="windows per combination (many short ones: the machine is shared)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--schemas", type=int, default=50)
     parser.add_argument("--client", default="auto",
