@@ -468,6 +468,19 @@ def profile_section(title: str, profile: Profile, cpu_us: float = 0.0, top: int 
     return text
 
 
+def command(script: str) -> str:
+    """How this run was started, for the results (without the run's ephemeral broker address,
+    which run_all passes in)."""
+    args, shown = sys.argv[1:], []
+    while args:
+        arg = args.pop(0)
+        if arg == "--bootstrap":
+            args = args[1:]
+        elif not arg.startswith("--bootstrap="):
+            shown.append(arg)
+    return " ".join(["python", f"bench/{script}", *shown])
+
+
 def section_times(times: dict[str, float]) -> str:
     """One line: wall time of each section of a benchmark, and the total."""
     parts = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in times.items())

@@ -20,10 +20,13 @@ One real `fstreams worker` (fresh group, empty state, 4 partitions) on generated
                state in the same batch, duplicates and events that changed nothing have no
                state of their own and are not counted (the coverage is printed).
 
-Prints p50/p95/p99/max of the steady phase. Target: p99 < 100 ms at half the measured live
-capacity. The issue names 5,000 events/s, ~5-8x what one worker sustains on this 2-core
-machine, so the rate used is derived from the capacity measured in the same run and printed.
-When p99 misses the target, the worker is profiled with py-spy (top 15 functions by own time)
+Prints p50/p95/p99/max of the steady phase, whether the worker kept up (and if not, whether it
+was CPU-bound or starved: its CPU and the machine's during the feed), and its CPU per event at
+this rate against the drain. States still missing --grace seconds after the feed are reported
+as missing (the figures are then lower bounds). Target: p99 < 100 ms at half the measured live
+capacity. The issue names 5,000 events/s, several times what one worker sustains on this
+2-core machine, so the rate is derived from the capacity measured in the same run and printed.
+When the target is missed, the worker is profiled with py-spy (top 15 functions by own time)
 while the same rate goes on for --profile more seconds.
 """
 
@@ -370,7 +373,7 @@ def main() -> None:
     body = (f"## latency_bench: produce -> canonical state visible on fulfillment-states\n\n"
             f"{setup}\n\n{table}\n\n{coverage} {keeping_up}\n\n"
             + (f"{profile}\n\n" if profile else "") + f"{sections.line()}\n\n"
-            f"Command: `{' '.join(['python', 'bench/latency_bench.py', *sys.argv[1:]])}`")
+            f"Command: `{jobkit.command('latency_bench.py')}`")
     benchkit.publish("latency_bench", body)
 
 

@@ -284,7 +284,7 @@ def main() -> None:
             "order, not measured.")
     body = (f"## recovery_bench: kill -9, then ready again\n\n{setup}\n\n{table}\n\n{summary}"
             f"\n\n{note}\n\n" + (f"{profile}\n\n" if profile else "") + f"{sections.line()}\n\n"
-            f"Command: `{' '.join(['python', 'bench/recovery_bench.py', *sys.argv[1:]])}`")
+            f"Command: `{jobkit.command('recovery_bench.py')}`")
     benchkit.publish("recovery_bench", body)
 
 

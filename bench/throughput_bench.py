@@ -207,7 +207,7 @@ def report(a: argparse.Namespace, inp: jobkit.Input, top: benchkit.Run,
             f"{len(res.rss)} RSS samples, one per second; along the run: {trail}."
             f"{explained}\n\n"
             f"{checked}\n\nCompletion: {status}. Worker counters: {counters}.\n\n{times}\n\n"
-            f"Command: `{' '.join(['python', 'bench/throughput_bench.py', *sys.argv[1:]])}`")
+            f"Command: `{jobkit.command('throughput_bench.py')}`")
 
 
 def main() -> None:
