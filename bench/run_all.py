@@ -5,8 +5,9 @@
 Each script runs with its own default sizes plus the arguments in BUDGET below (or `--quick`
 where it offers one); one at a time, because they share the machine's cores with the broker.
 One embedded broker serves the whole run (scripts that take `--bootstrap` get it; starting one
-per script cost 10-30 s each on a busy machine); between scripts every topic is deleted, so
-one script's leftovers are neither fetched nor compacted during the next.
+per script cost 10-30 s each on a busy machine); between scripts every topic on it is deleted,
+so one script's leftovers are neither fetched nor compacted during the next (never on a broker
+given with --bootstrap).
 A script that writes bench/results/<name>.md contributes that file; for the others, the
 Markdown tables of their output are taken (or the tail of the output when there is none). A
 failing script is reported in the README and the others still run. The wall time of every
@@ -124,7 +125,7 @@ def main() -> None:
     p.add_argument("--only", help="comma-separated names without _bench (e.g. peer,serde)")
     p.add_argument("--timeout", type=float, default=1200.0, help="per script, seconds")
     p.add_argument("--bootstrap", help="use this broker (default: one embedded broker for the "
-                                       "whole run)")
+                                       "whole run, its topics deleted between scripts)")
     a = p.parse_args()
     scripts = sorted(BENCH.glob("*_bench.py"))
     wanted = {f"{n.strip()}_bench" for n in a.only.split(",")} if a.only else None
@@ -138,6 +139,8 @@ def main() -> None:
                 sections.append(earlier(script.stem))
                 continue
             sections.append(run(script, a.quick, a.timeout, walls, bootstrap))
+            if a.bootstrap:  # someone else's broker: its topics are not ours to delete
+                continue
             with contextlib.suppress(Exception):  # a broker in trouble: the next script says so
                 print(f"(deleted {benchkit.delete_topics(bootstrap)} topics)", flush=True)
     timing = wall_times(walls)
