@@ -39,9 +39,14 @@ def events_consumed(port: int) -> float:
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "intermittent lost update across the rebalance (1 run in 5 here): an order's table "
-    "record ended without a settlement's fee (fee_amount 0, oracle 300) although the group "
-    "had committed past that event; not strict because the race does not fire every run"))
+    "intermittent lost update across the rebalance (2 runs in 4 on a loaded machine, 1 in 5 "
+    "before): orders end without settlement events (charged 0, fee 0) although the group "
+    "committed past them — always settlements, several orders at once, so a range of one "
+    "settlements partition is skipped. Ruled out by fixes that did not cure it: batches read "
+    "before the rebalance are no longer applied after it, acknowledged changelog offsets are "
+    "forgotten at revocation. Lead: Faust's Consumer._new_offset skips its head-gap check "
+    "when the committed offset is 0 and tolerates one missing offset at the head, so it can "
+    "commit past unprocessed records; not strict because the race does not fire every run"))
 def test_worker_joins_and_leaves_mid_stream(app_settings: Settings, start: StartWorker) -> None:
     """Join, share the work, leave: the survivor finishes with the oracle's verdicts."""
     settings = app_settings
