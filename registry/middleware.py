@@ -1,4 +1,10 @@
-"""What every request goes through: authentication, error rendering and metrics.
+"""What every request goes through: a request id, authentication, error rendering, metrics
+and the request log.
+
+Every response carries `X-Request-Id` (the client's, when it sent a sane one, so a producer's
+id follows its request into our log). Writes and failures are logged at INFO (4xx) or
+WARNING (5xx) with that id; reads only at DEBUG, since a log line per id lookup would cost
+more than the lookup.
 
 It wraps each route's handler (``guarded``) instead of being an aiohttp middleware: with any
 middleware aiohttp runs its own ``_fix_request_current_app`` layer too, and the two coroutine
@@ -9,7 +15,10 @@ layers cost about 6 us of an id lookup's 60. Requests that match no route reach 
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import re
 import time
 from functools import wraps
 
@@ -22,6 +31,18 @@ from registry.routes import OPEN_ROUTES, Handler
 
 log = logging.getLogger(__name__)
 UNMATCHED = "unmatched"  # the route label of requests that match no route
+REQUEST_ID = "X-Request-Id"
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Unique per process and cheap (a counter, not a uuid per request).
+_ID_PREFIX = f"{os.getpid():x}-{int(time.time()):x}"
+_ids = itertools.count(1)
+
+
+def request_id(request: web.Request) -> str:
+    given = request.headers.get(REQUEST_ID)
+    if given is not None and _SANE_ID.match(given):
+        return given
+    return f"{_ID_PREFIX}-{next(_ids)}"
 
 
 def guarded(handler: Handler, route: str | None = None) -> Handler:
@@ -34,6 +55,7 @@ def guarded(handler: Handler, route: str | None = None) -> Handler:
     async def guard(request: web.Request) -> web.StreamResponse:
         ctx = request.app[CONTEXT]
         started = time.perf_counter()
+        rid = request_id(request)
         response: web.StreamResponse
         try:
             if ctx.authenticator is not None and not open_route:
@@ -45,13 +67,16 @@ def guarded(handler: Handler, route: str | None = None) -> Handler:
         except web.HTTPException as exc:
             response = _http_error(exc)
         except Exception:
-            log.exception("unhandled error in %s %s", request.method, request.path)
+            log.exception("unhandled error in %s %s request_id=%s", request.method,
+                          request.path, rid, extra={"request_id": rid})
             response = json_response({"error_code": 50001, "message": "Internal server error"},
                                      500)
         resource = request.match_info.route.resource
         label = route or (resource.canonical if resource is not None else UNMATCHED)
-        ctx.metrics.observe(label, request.method, response.status,
-                            time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        ctx.metrics.observe(label, request.method, response.status, elapsed)
+        response.headers[REQUEST_ID] = rid
+        _log_request(request, response.status, elapsed, rid)
         return response
 
     return guard
@@ -78,6 +103,20 @@ def guarded_routes(routes: web.RouteTableDef) -> list[web.RouteDef]:
                                   route.kwargs))
     table.append(web.RouteDef("*", "/{tail:.*}", guarded(unmatched, UNMATCHED), {}))
     return table
+
+
+def _log_request(request: web.Request, status: int, elapsed: float, rid: str) -> None:
+    if status >= 500:
+        level = logging.WARNING
+    elif status >= 400 or request.method not in ("GET", "HEAD"):
+        level = logging.INFO
+    else:
+        level = logging.DEBUG
+    if log.isEnabledFor(level):
+        # The id is in the text too: the registry's plain log format shows no extra fields.
+        log.log(level, "%s %s -> %d in %.1f ms request_id=%s", request.method,
+                request.path_qs, status, elapsed * 1000, rid,
+                extra={"request_id": rid, "status": status, "remote": request.remote})
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -362,3 +363,27 @@ def test_forwarding_error_when_no_writer(leaderless: RegistryProcess) -> None:
         assert client.get("/subjects").json() == []  # reads still work
         response = client.post(f"/subjects/{new_subject()}/versions", json={"schema": V1})
         assert "forwarding" in error(response, 500, 50003)
+
+
+def test_every_response_carries_a_request_id_that_the_log_names(
+    http: httpx.Client, subject: str, registry: RegistryProcess
+) -> None:
+    """A sane client id is echoed (so a producer's id follows its request into our log);
+    otherwise each request gets its own. Writes and failures are logged with the id."""
+    given = f"producer-{uuid.uuid4().hex[:8]}"
+    response = http.post(f"/subjects/{subject}/versions", json={"schema": '"string"'},
+                         headers={"X-Request-Id": given})
+    assert response.status_code == 200
+    assert response.headers["X-Request-Id"] == given
+    first = http.get("/schemas/types").headers["X-Request-Id"]
+    second = http.get("/schemas/types").headers["X-Request-Id"]
+    assert first and second and first != second
+    junk = http.get("/schemas/types", headers={"X-Request-Id": "no spaces allowed"})
+    assert junk.headers["X-Request-Id"] != "no spaces allowed"
+    missing = http.get(f"/subjects/{subject}-absent/versions")
+    assert missing.status_code == 404
+    deadline = time.monotonic() + 10
+    wanted = [given, missing.headers["X-Request-Id"]]
+    while not all(rid in registry.log_path.read_text() for rid in wanted):
+        assert time.monotonic() < deadline, f"request ids {wanted} not in the registry log"
+        time.sleep(0.1)
