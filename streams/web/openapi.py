@@ -7,6 +7,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from streams.app import Pipeline
+from tables.reconciliation_rules import CATEGORIES
 
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {
     "$ref": "#/components/schemas/Error"}}}}
@@ -143,7 +144,7 @@ SPEC: dict[str, Any] = {
             "summary": "The latest record of every reconciliation mismatch (any worker "
                        "answers for all orders): open first, then newest first",
             "parameters": [
-                _query("category", "e.g. unsettled, amount_mismatch, missing_refund"),
+                _query("category", "a reconciliation category", enum=sorted(CATEGORIES)),
                 _query("status", "open or resolved", enum=["open", "resolved"]),
                 _query("provider", "settlement provider, as in SettlementEvent.provider"),
                 _query("order_id", "exact order id"),
