@@ -508,3 +508,23 @@ class Sections:
     def line(self) -> str:
         self.end()
         return section_times(self.times)
+
+
+def add_run_args(p: Any, timeout: float, per: str = "phase") -> None:
+    """The options every real-job bench shares: time limit, broker and code under test."""
+    p.add_argument("--timeout", type=float, default=timeout, help=f"per {per}, seconds")
+    p.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
+    p.add_argument("--code", default="HEAD",
+                   help="commit of the product to measure, exported once (default HEAD); "
+                        "'worktree' measures the files as they are")
+
+
+def begin(a: Any) -> tuple[Sections, str]:
+    """Put the code under test on the path (import product modules after this), stop cleanly
+    on SIGTERM, and open the first section: (sections, machine line)."""
+    benchkit.exit_on_sigterm()
+    code = benchkit.use_code(a.code)
+    sections = Sections()
+    machine = benchkit.machine_line(code)
+    sections.start("broker and registry")
+    return sections, machine

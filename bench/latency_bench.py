@@ -237,25 +237,16 @@ def main() -> None:
                         "bounds")
     p.add_argument("--profile", type=float, default=10.0,
                    help="seconds of py-spy on the worker when p99 misses the target (0 = off)")
-    p.add_argument("--timeout", type=float, default=300.0, help="per phase, seconds")
-    p.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
-    p.add_argument("--code", default="HEAD",
-                   help="commit of the product to measure, exported once (default HEAD); "
-                        "'worktree' measures the files as they are")
+    jobkit.add_run_args(p, 300.0)
     p.add_argument("--quick", action="store_true",
                    help="1500 orders, 5000-event backlog, 15 s steady, 5 s profile")
     a = p.parse_args()
     if a.quick:
         a.orders, a.backlog, a.seconds, a.profile = 1500, 5000, 15.0, 5.0
-    benchkit.exit_on_sigterm()
-    code = benchkit.use_code(a.code)
+    sections, machine = jobkit.begin(a)
     from streams.schema_source import RegistrySchemaSource
     from streams.serde import WireDecoder
     from streams.topics import TopicNames
-
-    sections = jobkit.Sections()
-    machine = benchkit.machine_line(code)
-    sections.start("broker and registry")
     with benchkit.broker(a.bootstrap) as bootstrap:
         registry, registry_url = jobkit.start_registry(bootstrap)
         worker: jobkit.Worker | None = None

@@ -174,22 +174,13 @@ def main() -> None:
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                    help="py-spy the warm-up's restore; shown when the target is missed "
                         "(default on)")
-    p.add_argument("--timeout", type=float, default=600.0, help="per phase, seconds")
-    p.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
-    p.add_argument("--code", default="HEAD",
-                   help="commit of the product to measure, exported once (default HEAD); "
-                        "'worktree' measures the files as they are")
+    jobkit.add_run_args(p, 600.0)
     p.add_argument("--quick", action="store_true", help="3000 orders")
     a = p.parse_args()
     if a.quick:
         a.orders = 3_000
-    benchkit.exit_on_sigterm()
-    code = benchkit.use_code(a.code)
+    sections, machine = jobkit.begin(a)
     from streams.topics import ORDER_STATE_TABLE, changelog_topic
-
-    sections = jobkit.Sections()
-    machine = benchkit.machine_line(code)
-    sections.start("broker and registry")
     with benchkit.broker(a.bootstrap) as bootstrap:
         registry, registry_url = jobkit.start_registry(bootstrap)
         workers: list[jobkit.Worker] = []

@@ -125,21 +125,12 @@ def main() -> None:
     p.add_argument("--profile", type=float, default=10.0,
                    help="seconds of py-spy on one of two workers when the target is missed "
                         "(0 = off; default 10)")
-    p.add_argument("--timeout", type=float, default=240.0, help="per phase, seconds")
-    p.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
-    p.add_argument("--code", default="HEAD",
-                   help="commit of the product to measure, exported once (default HEAD); "
-                        "'worktree' measures the files as they are")
+    jobkit.add_run_args(p, 240.0)
     p.add_argument("--quick", action="store_true", help="2500 orders, 12 s windows, 5 s profile")
     a = p.parse_args()
     if a.quick:
         a.orders, a.seconds, a.profile = 2500, 12.0, 5.0
-    benchkit.exit_on_sigterm()
-    code = benchkit.use_code(a.code)
-
-    sections = jobkit.Sections()
-    machine = benchkit.machine_line(code)
-    sections.start("broker and registry")
+    sections, machine = jobkit.begin(a)
     with benchkit.broker(a.bootstrap) as bootstrap:
         a.bootstrap = bootstrap
         registry, a.registry = jobkit.start_registry(bootstrap)

@@ -219,22 +219,13 @@ def main() -> None:
     p.add_argument("--quiet", type=float, default=3.0,
                    help="seconds the outputs must stay unchanged after the last input is "
                         "consumed before the pipeline counts as done (default 3)")
-    p.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
-    p.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
-    p.add_argument("--code", default="HEAD",
-                   help="commit of the product to measure, exported once (default HEAD); "
-                        "'worktree' measures the files as they are")
+    jobkit.add_run_args(p, 600.0, per="run")
     p.add_argument("--quick", action="store_true", help="1500 orders (~18,000 events)")
     a = p.parse_args()
     if a.quick:
         a.orders = 1500
-    benchkit.exit_on_sigterm()
-    code = benchkit.use_code(a.code)
+    sections, machine = jobkit.begin(a)
     from streams.topics import TopicNames
-
-    sections = jobkit.Sections()
-    machine = benchkit.machine_line(code)
-    sections.start("broker and registry")
     with benchkit.broker(a.bootstrap) as bootstrap:
         a.bootstrap = bootstrap
         registry, a.registry = jobkit.start_registry(bootstrap)
