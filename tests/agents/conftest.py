@@ -14,6 +14,22 @@ from streams.settings import Settings
 StartWorker = Callable[..., ChildProcess]
 
 
+def worker_env(settings: Settings, worker_id: str = "worker-1", port: int | None = None,
+               **extra: str) -> dict[str, str]:
+    """The environment of an `fstreams worker` of `settings`' application."""
+    return {
+        "FSTREAMS_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "FSTREAMS_REGISTRY_URL": settings.registry_url,
+        "FSTREAMS_TOPIC_PREFIX": settings.topic_prefix,
+        "FSTREAMS_APP_ID": settings.app_id,
+        "FSTREAMS_DATA_DIR": str(settings.data_dir),
+        "FSTREAMS_PARTITIONS": str(settings.partitions),
+        "FSTREAMS_WORKER_ID": worker_id,
+        "FSTREAMS_WEB_PORT": str(port if port is not None else free_port()),
+        **extra,
+    }
+
+
 @pytest.fixture
 def app_settings(kafka_bootstrap: str, registry_url: str, unique_name: str,
                  tmp_path: Path) -> Settings:
@@ -28,18 +44,9 @@ def start_worker(app_settings: Settings, tmp_path: Path) -> Iterator[StartWorker
     workers: list[ChildProcess] = []
 
     def start(worker_id: str = "worker-1", **env: str) -> ChildProcess:
-        s = app_settings
-        child = ChildProcess(worker_id, fstreams("worker"), env={
-            "FSTREAMS_BOOTSTRAP_SERVERS": s.bootstrap_servers,
-            "FSTREAMS_REGISTRY_URL": s.registry_url,
-            "FSTREAMS_TOPIC_PREFIX": s.topic_prefix,
-            "FSTREAMS_APP_ID": s.app_id,
-            "FSTREAMS_DATA_DIR": str(s.data_dir),
-            "FSTREAMS_PARTITIONS": str(s.partitions),
-            "FSTREAMS_WORKER_ID": worker_id,
-            "FSTREAMS_WEB_PORT": str(free_port()),
-            **env,
-        }, log_path=tmp_path / f"{worker_id}.log").start()
+        child = ChildProcess(worker_id, fstreams("worker"),
+                             env=worker_env(app_settings, worker_id, **env),
+                             log_path=tmp_path / f"{worker_id}.log").start()
         workers.append(child)
         return child
 

@@ -32,6 +32,7 @@ from streams.schema_source import RegistrySchemaSource
 from streams.serde import WireDecoder
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
+from tests.agents.conftest import worker_env
 from tests.agents.oracle import live_records, oracle_records
 from tests.kafka_helpers import end_offsets, read_topic, wait_for_zero_lag
 
@@ -62,17 +63,9 @@ class Scenario:
 
 
 def _worker(settings: Settings, port: int, log: Path) -> ChildProcess:
-    return ChildProcess("worker-1", fstreams("worker"), env={
-        "FSTREAMS_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "FSTREAMS_REGISTRY_URL": settings.registry_url,
-        "FSTREAMS_TOPIC_PREFIX": settings.topic_prefix,
-        "FSTREAMS_APP_ID": settings.app_id,
-        "FSTREAMS_DATA_DIR": str(settings.data_dir),
-        "FSTREAMS_PARTITIONS": str(settings.partitions),
-        "FSTREAMS_WORKER_ID": "worker-1",
-        "FSTREAMS_WEB_PORT": str(port),
-        "FSTREAMS_PROJECTION_RESOLVED_RETENTION_MS": str(RETENTION_MS),
-    }, log_path=log)
+    return ChildProcess("worker-1", fstreams("worker"), env=worker_env(
+        settings, port=port, FSTREAMS_PROJECTION_RESOLVED_RETENTION_MS=str(RETENTION_MS)),
+        log_path=log)
 
 
 def _late_order(template: GeneratedEvent, order_id: str, kind: str, at: int) -> GeneratedEvent:

@@ -22,6 +22,7 @@ from streams.generator.thresholds import DAY_MS, HOUR_MS
 from streams.procs import ChildProcess, fstreams
 from streams.settings import Settings
 from streams.topics import TopicNames
+from tests.agents.conftest import worker_env
 from tests.kafka_helpers import wait_for_zero_lag
 
 T = TypeVar("T")
@@ -95,16 +96,9 @@ def stack(kafka_bootstrap: str, registry_url: str,
                         topic_prefix=f"{name}-", app_id=name, data_dir=data_dir, partitions=4)
     names = TopicNames.with_prefix(settings.topic_prefix)
     port = free_port()
-    worker = ChildProcess("worker-1", fstreams("worker"), env={
-        "FSTREAMS_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "FSTREAMS_REGISTRY_URL": settings.registry_url,
-        "FSTREAMS_TOPIC_PREFIX": settings.topic_prefix,
-        "FSTREAMS_APP_ID": settings.app_id,
-        "FSTREAMS_DATA_DIR": str(settings.data_dir),
-        "FSTREAMS_PARTITIONS": str(settings.partitions),
-        "FSTREAMS_WEB_PORT": str(port),
-        "FSTREAMS_METRICS_GRACE_MS": str(GRACE_MS),
-    }, log_path=data_dir / "worker-1.log").start()
+    worker = ChildProcess("worker-1", fstreams("worker"), env=worker_env(
+        settings, port=port, FSTREAMS_METRICS_GRACE_MS=str(GRACE_MS)),
+        log_path=data_dir / "worker-1.log").start()
     url = f"http://127.0.0.1:{port}"
     try:
         generated = generate(GeneratorConfig(orders=80, seed=1212, mix=parse_mix(MIX),

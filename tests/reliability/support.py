@@ -18,6 +18,7 @@ from streams.procs import ChildProcess, fstreams, http_ok
 from streams.settings import Settings
 from streams.topics import ORDER_STATE_TABLE, TopicNames, changelog_topic
 from tables import fulfillment
+from tests.agents.conftest import worker_env
 from tests.agents.oracle import live_records, oracle_records, verdicts
 from tests.agents.test_fulfillment_pipeline import emitted_states
 from tests.kafka_helpers import Process, committed_offsets, end_offsets, read_topic
@@ -155,14 +156,5 @@ class RegistryProcess:
 def worker_process(settings: Settings, worker_id: str, log_path: Path,
                    **env: str) -> ChildProcess:
     """A started `fstreams worker` of `settings`' application (as tests/agents starts them)."""
-    return ChildProcess(worker_id, fstreams("worker"), env={
-        "FSTREAMS_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "FSTREAMS_REGISTRY_URL": settings.registry_url,
-        "FSTREAMS_TOPIC_PREFIX": settings.topic_prefix,
-        "FSTREAMS_APP_ID": settings.app_id,
-        "FSTREAMS_DATA_DIR": str(settings.data_dir),
-        "FSTREAMS_PARTITIONS": str(settings.partitions),
-        "FSTREAMS_WORKER_ID": worker_id,
-        "FSTREAMS_WEB_PORT": str(free_port()),
-        **env,
-    }, log_path=log_path).start()
+    return ChildProcess(worker_id, fstreams("worker"), env=worker_env(settings, worker_id, **env),
+                        log_path=log_path).start()
