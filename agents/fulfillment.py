@@ -129,7 +129,7 @@ class FulfillmentProcessor:
         counters = self.counters
         self._start_batch()
         dead_before = counters.get("dead_lettered", 0)
-        # key -> (latest canonical state of this batch or None, its last event)
+        # key -> (canonical view of this batch or None, its last event)
         dirty: dict[bytes, tuple[Any, EventT]] = {}
         last_of_partition: dict[int, EventT] = {}
         for event in events:
@@ -169,11 +169,11 @@ class FulfillmentProcessor:
         # batch_timeout_s): derive, encode and produce once, not once per event.
         for key, (_, event) in dirty.items():
             record = batch.get(key, event)
-            state = None if record is None else order_pipeline.settle(
+            state, view = (None, None) if record is None else order_pipeline.settle_view(
                 record, self.census.of(event.message.partition, event))
             if state is not None:
                 self._emit("state", key, state)
-            dirty[key] = (state, event)
+            dirty[key] = (view, event)  # the rules read the view: no second derive
         for partition, event in last_of_partition.items():
             self._evaluate_partition(partition, event, batch, dirty)
         self._finish(batch)

@@ -200,6 +200,8 @@ def profile_live(a: argparse.Namespace) -> str:
         cpu_us = (benchkit.proc_cpu_seconds(child.proc.pid) - cpu0) * 1e6 / max(events, 1)
     finally:
         child.stop()
+    if a.profile_raw:  # for a closer look (e.g. per agent) than the tables below
+        shutil.copyfile(raw, a.profile_raw)
     own: collections.Counter[str] = collections.Counter()
     parts: collections.Counter[str] = collections.Counter()
     total = 0
@@ -298,6 +300,8 @@ def main() -> None:
                         "'worktree' measures the files as they are")
     p.add_argument("--profile", type=float, default=20.0,
                    help="seconds of py-spy on one extra live worker after the rounds (0 = off)")
+    p.add_argument("--profile-raw", type=Path, default=None,
+                   help="also keep the profile's raw py-spy samples (folded stacks) here")
     p.add_argument("--quick", action="store_true", help="2000 orders, 1 round")
     # child mode (internal)
     p.add_argument("--child", choices=tuple(CHILDREN), help=argparse.SUPPRESS)

@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 
+from streams.lean_monitor import LeanMonitor
 from streams.settings import Settings
 from streams.topics import TopicNames
 from streams.web.errors import json_errors
@@ -80,6 +81,7 @@ def create_app(settings: Settings, **overrides: Any) -> Pipeline:
         "table_cleanup_interval": 30.0,
         "autodiscover": False,
         "logging_config": None,
+        "Monitor": LeanMonitor,  # no per-event stats bookkeeping (see streams/lean_monitor.py)
     }
     conf.update(overrides)
     app = faust.App(settings.app_id, **conf)

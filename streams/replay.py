@@ -28,6 +28,7 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.batching import json_dumps, json_loads
 from streams.census_store import CENSUS_KEY
 from streams.census_store import dumps as census_dumps
 from streams.dlq import DeadLetterSink
@@ -170,7 +171,7 @@ class Replayer:
         for p in range(self.settings.partitions):
             existing[p] = set(records.get(p, {})) | {
                 t for t in timers.get(p, {}) if t not in (CLOCK_KEY, CENSUS_KEY)}
-            loaded = {} if rebuild else {k.decode(): json.loads(v)
+            loaded = {} if rebuild else {k.decode(): json_loads(v)
                                           for k, v in records.get(p, {}).items()}
             runner = OrderRunner(self.config, self.settings.allowed_lateness_ms, loaded,
                                  coalesce=True)
@@ -308,7 +309,7 @@ class Replayer:
                 kept.add(raw_key)
                 if key in runner.touched or rebuild:  # unchanged records are there already
                     self._produce(self.changelog, raw_key,
-                                  json.dumps(record, separators=(",", ":")).encode(), p)
+                                  json_dumps(record), p)
                     summary.orders_written += 1
                 if record["due"] is not None:
                     timer = timer_key(record["due"], raw_key)

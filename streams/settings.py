@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # The worker's event loop: uvloop (less CPU per callback) or Python's own asyncio loop.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     topic_prefix: str = Field("", description="prefix for every topic name (tests, tenants)")
     allowed_lateness_ms: int = Field(5 * 60_000, description="stream time = max event time - this")
     closed_order_retention_ms: int = Field(

@@ -86,16 +86,22 @@ def settle(state: State) -> FulfillmentState | None:
     `step` calls it per event; a bulk path folds a whole batch with `fold_event` and settles
     each order once at the end (one derive and one version per order per batch).
     """
+    return settle_view(state)[0]
+
+
+def settle_view(state: State) -> tuple[FulfillmentState | None, FulfillmentState | None]:
+    """`settle`, plus the canonical view it derived either way (None for an orphan): rules
+    evaluated right after read it instead of deriving it again."""
     fs = derive(state)
     if fs is None:
-        return None
+        return None, None
     fingerprint = digest(fs)
     if fingerprint == state["vd"]:
-        return None
+        return None, fs
     state["vd"] = fingerprint
     state["v"] += 1
     fs["version"] = state["v"]
-    return fs
+    return fs, fs
 
 
 def seen(state: State, event_id: str) -> bool:
@@ -103,10 +109,11 @@ def seen(state: State, event_id: str) -> bool:
     return event_id in state["ids"]
 
 
-def republish(state: State) -> FulfillmentState | None:
+def republish(state: State, view: FulfillmentState | None = None) -> FulfillmentState | None:
     """The current canonical state as a new version, for a change that lives outside the
-    fold's facts (e.g. reconciliation reaching a verdict as stream time passes)."""
-    fs = derive(state)
+    fold's facts (e.g. reconciliation reaching a verdict as stream time passes). `view`, the
+    canonical view already derived from these facts, saves deriving it again."""
+    fs = derive(state) if view is None else dict(view)  # a copy: `view` may be emitted
     if fs is None:
         return None
     state["v"] += 1

@@ -101,10 +101,11 @@ def evaluate(record: Record, now_ms: int, config: PipelineConfig,
              state: FulfillmentState | None = None, census: Census | None = None) -> Outputs:
     """Re-evaluate reconciliation and SLA rules for the order at stream time `now_ms`.
 
-    `state` is the order's latest emitted canonical state of this batch, if any (saves a
-    derive). The result carries a new version of the canonical state only when the
-    reconciled verdict flipped; mismatches and alerts are the transitions to emit. `census`
-    (the partition's) follows the order's firing alerts and its expiry.
+    `state` is the order's canonical view as of this batch, if the caller has it (the latest
+    emitted state, or the view `settle_view` derived; saves a derive). The result carries a
+    new version of the canonical state only when the reconciled verdict flipped; mismatches
+    and alerts are the transitions to emit. `census` (the partition's) follows the order's
+    firing alerts and its expiry.
     """
     out = Outputs(previous_due=record["due"])
     facts = record["f"]
@@ -116,7 +117,7 @@ def evaluate(record: Record, now_ms: int, config: PipelineConfig,
     out.reconciled = review.reconciled if inputs.order is not None else None
     if review.reconciled != record["rd"]:
         record["rd"] = review.reconciled
-        out.state = fulfillment.republish(facts)  # money caught up: publish a new version
+        out.state = fulfillment.republish(facts, derived)  # money caught up: a new version
         if out.state is not None:
             stamp(record, out.state, census)
 
@@ -152,8 +153,17 @@ def evaluate(record: Record, now_ms: int, config: PipelineConfig,
 
 def settle(record: Record, census: Census | None = None) -> FulfillmentState | None:
     """After a coalesced batch: the order's canonical state as one new version, if it changed."""
-    state = fulfillment.settle(record["f"])
-    return None if state is None else stamp(record, state, census)
+    return settle_view(record, census)[0]
+
+
+def settle_view(record: Record, census: Census | None = None
+                ) -> tuple[FulfillmentState | None, FulfillmentState | None]:
+    """`settle`, plus the order's canonical view whether it changed or not: hand it to
+    `evaluate` as `state` so the rules do not derive it a second time."""
+    state, view = fulfillment.settle_view(record["f"])
+    if state is not None:
+        stamp(record, state, census)
+    return state, view
 
 
 def stamp(record: Record, state: FulfillmentState,

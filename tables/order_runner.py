@@ -20,7 +20,7 @@ from tables.order_pipeline import (
     evaluate,
     new_record,
     on_event,
-    settle,
+    settle_view,
     stamp,
 )
 from tables.records import FulfillmentState
@@ -94,10 +94,10 @@ class OrderRunner:
                 dirty[key] = out.state if out.state is not None else dirty.get(key)
         if self.coalesce:
             for key in dirty:
-                state = settle(self.records[key], self.census)
+                state, view = settle_view(self.records[key], self.census)
                 if state is not None:
                     result.append(("state", key, state))
-                dirty[key] = state
+                dirty[key] = view  # the rules read the view: no second derive
         now = self.clock.now(idle)
         if now is not None:
             result += self.advance(now, dirty)
