@@ -12,7 +12,9 @@ from typing import Any
 
 import faust
 
+from streams import malloc_arenas, rocks_options
 from streams.lean_monitor import LeanMonitor
+from streams.rocks_store import STORE_URL
 from streams.settings import Settings
 from streams.topics import TopicNames
 from streams.web.errors import json_errors
@@ -53,9 +55,12 @@ def worker_dir(settings: Settings) -> Path:
 def create_app(settings: Settings, **overrides: Any) -> Pipeline:
     names = TopicNames.with_prefix(settings.topic_prefix)
     worker_dir(settings).parent.mkdir(parents=True, exist_ok=True)
+    # Before Faust's, RocksDB's and librdkafka's threads exist (streams/malloc_arenas.py).
+    malloc_arenas.limit(settings.malloc_arenas)
     conf: dict[str, Any] = {
         "broker": f"kafka://{settings.bootstrap_servers}",
-        "store": "rocksdb://",
+        # Faust's RocksDB store on one memory budget for the process (streams/rocks_options.py).
+        "store": STORE_URL,
         "datadir": str(worker_dir(settings)),
         "topic_partitions": settings.partitions,
         "topic_replication_factor": settings.replication_factor,
@@ -85,4 +90,5 @@ def create_app(settings: Settings, **overrides: Any) -> Pipeline:
     }
     conf.update(overrides)
     app = faust.App(settings.app_id, **conf)
+    rocks_options.attach(app, rocks_options.RocksTuning.from_settings(settings))
     return Pipeline(app=app, settings=settings, names=names)

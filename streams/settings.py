@@ -57,6 +57,17 @@ class Settings(BaseSettings):
     projection_max_resolved: int = Field(
         10_000, description="at most this many resolved alerts (and as many resolved "
         "mismatches) are kept for queries, oldest dropped first")
+    rocksdb_block_cache_mb: int = Field(
+        32, ge=1, description="one LRU block cache shared by every table partition's RocksDB "
+        "in the worker (index and filter blocks included)")
+    rocksdb_memtables_mb: int = Field(
+        32, ge=1, description="memtables of all the worker's RocksDB databases together; "
+        "past it the largest is flushed")
+    rocksdb_write_buffer_mb: int = Field(8, ge=1, description="one memtable of one database")
+    rocksdb_max_write_buffers: int = Field(2, ge=2, description="memtables per database "
+                                           "(one filling while one flushes)")
+    malloc_arenas: int = Field(2, ge=0, description="glibc malloc arenas shared by the "
+                               "worker's threads (0: glibc's default, up to 8 per core)")
 
     @classmethod
     def settings_customise_sources(
