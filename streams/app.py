@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from streams import malloc_arenas, rocks_options
+from streams import bulk_restore, malloc_arenas, rocks_options
 from streams.lean_monitor import LeanMonitor
 from streams.rocks_store import STORE_URL
 from streams.settings import Settings
@@ -76,6 +76,8 @@ def create_app(settings: Settings, **overrides: Any) -> Pipeline:
         "stream_buffer_maxsize": 8192,
         "broker_commit_interval": 1.0,
         "table_standby_replicas": 1,
+        # Recovery restores far-behind partitions in bulk first (streams/bulk_restore.py).
+        "TableManager": bulk_restore.BulkTableManager,
         "web_enabled": True,
         "web_host": settings.web_host,
         "web_port": settings.web_port,
@@ -91,4 +93,6 @@ def create_app(settings: Settings, **overrides: Any) -> Pipeline:
     conf.update(overrides)
     app = faust.App(settings.app_id, **conf)
     rocks_options.attach(app, rocks_options.RocksTuning.from_settings(settings))
+    bulk_restore.attach(app, bulk_restore.RestoreConfig(
+        settings.bootstrap_servers, min_records=settings.restore_bulk_min_records))
     return Pipeline(app=app, settings=settings, names=names)

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
                                            "(one filling while one flushes)")
     malloc_arenas: int = Field(2, ge=0, description="glibc malloc arenas shared by the "
                                "worker's threads (0: glibc's default, up to 8 per core)")
+    restore_bulk_min_records: int = Field(
+        1_000, ge=0, description="a table partition this many changelog records behind is "
+        "restored in bulk (large reads, one RocksDB write per batch) before Faust's "
+        "record-by-record recovery; 0 turns bulk restore off")
 
     @classmethod
     def settings_customise_sources(
