@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from streams import bulk_restore, malloc_arenas, rocks_options
+from streams import bulk_restore, malloc_arenas, rocks_options, static_membership
 from streams.lean_monitor import LeanMonitor
 from streams.rocks_store import STORE_URL
 from streams.settings import Settings
@@ -90,6 +90,13 @@ def create_app(settings: Settings, **overrides: Any) -> Pipeline:
         "logging_config": None,
         "Monitor": LeanMonitor,  # no per-event stats bookkeeping (see streams/lean_monitor.py)
     }
+    if settings.group_static_membership:
+        # A restart under the same worker id skips the wait for the old session to expire
+        # (Faust's 60 s default); a clean stop still leaves at once (streams/static_membership).
+        static_membership.install()
+        conf["consumer_group_instance_id"] = static_membership.instance_id(
+            settings.app_id, settings.worker_id)
+        conf["PartitionAssignor"] = static_membership.StaticMemberAssignor
     conf.update(overrides)
     app = faust.App(settings.app_id, **conf)
     rocks_options.attach(app, rocks_options.RocksTuning.from_settings(settings))

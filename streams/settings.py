@@ -68,6 +68,10 @@ class Settings(BaseSettings):
                                            "(one filling while one flushes)")
     malloc_arenas: int = Field(2, ge=0, description="glibc malloc arenas shared by the "
                                "worker's threads (0: glibc's default, up to 8 per core)")
+    group_static_membership: bool = Field(
+        True, description="join the consumer group under the worker id (group.instance.id): "
+        "a worker restarted after a crash takes its partitions back without waiting out its "
+        "old session; worker ids must then be unique")
     restore_bulk_min_records: int = Field(
         1_000, ge=0, description="a table partition this many changelog records behind is "
         "restored in bulk (large reads, one RocksDB write per batch) before Faust's "

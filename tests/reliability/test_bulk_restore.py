@@ -4,20 +4,31 @@ aborted transactions skipped, Faust's offset key at the changelog's last offset)
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import rocksdict
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from faust.stores.rocksdb import Store
 from faust.types import TP
 
+from streams.broker.launcher import free_port
 from streams.bulk_restore import Target, plan, restore
+from streams.generator.build import generate
+from streams.generator.config import GeneratorConfig
 from streams.rocks_options import RocksTuning, SharedMemory, TunedRocksDBOptions
+from streams.settings import Settings
+from streams.topics import changelog_topic
+from tests.kafka_helpers import read_topic, wait_for_zero_lag
+from tests.reliability.support import names_of, produce, wait_for, worker_process
 
 pytestmark = pytest.mark.broker
 
@@ -119,3 +130,81 @@ def test_stops_at_the_highwater_faust_measured(kafka_bootstrap: str, topic: str,
     assert contents(dbs[0]) == {b"k%d" % i: b"v%d" % i for i in range(7)}
     assert dbs[0].get(OFFSET_KEY) == b"6"
 
+
+def group_members(bootstrap: str, group: str) -> list[Any]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return list(admin.describe_consumer_groups([group])[group].result(15).members)
+
+
+def readyz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return 0
+
+
+def db_contents(path: Path) -> dict[bytes, bytes]:
+    db = rocksdict.Rdict(str(path), rocksdict.Options(raw_mode=True))
+    try:
+        return contents(db)
+    finally:
+        db.close()
+
+
+def changelog_contents(bootstrap: str, topic: str, partition: int) -> dict[bytes, bytes]:
+    latest: dict[bytes, bytes] = {}
+    for p, _, key, value in read_topic(bootstrap, topic):
+        if p != partition or key is None:
+            continue
+        if value is None:
+            latest.pop(key, None)
+        else:
+            latest[key] = value
+    return latest
+
+
+def test_worker_restarted_on_an_empty_data_dir_restores_in_bulk(
+        app_settings: Settings, tmp_path: Path) -> None:
+    """Exactly-once (changelogs in transactions, ending with commit markers): a worker killed
+    after its input and restarted under its worker id on an empty data dir restores every
+    table partition in bulk, and each partition's database then holds what its changelog
+    holds. With the product's 60 s group session, the restart is ready well before that
+    session could have expired (static membership), and a clean stop leaves the group at
+    once."""
+    settings = app_settings.model_copy(update={"processing_guarantee": "exactly_once"})
+    produce(settings, generate(GeneratorConfig(orders=60, seed=77)).events)
+    port = free_port()
+    env = {"FSTREAMS_PROCESSING_GUARANTEE": "exactly_once", "FSTREAMS_WEB_PORT": str(port),
+           "FSTREAMS_RESTORE_BULK_MIN_RECORDS": "1"}
+    workers = []
+    try:
+        workers.append(worker_process(settings, "worker-1", tmp_path / "first.log",
+                                      FSTREAMS_DATA_DIR=str(tmp_path / "first"), **env))
+        wait_for_zero_lag(settings.bootstrap_servers, settings.app_id,
+                          names_of(settings).inputs, workers=workers)
+        workers[0].kill()
+        workers.append(worker_process(settings, "worker-1", tmp_path / "second.log",
+                                      FSTREAMS_DATA_DIR=str(tmp_path / "second"), **env))
+        wait_for("the restarted worker ready", lambda: readyz(port) == 200, timeout=45,
+                 workers=workers[1:])
+        assert workers[1].stop() == 0  # SIGTERM: a clean stop
+        assert group_members(settings.bootstrap_servers, settings.app_id) == []
+    finally:
+        for worker in workers:
+            worker.stop()
+
+    log = (tmp_path / "second.log").read_text()
+    restored = re.search(r"bulk restore: (\d+) records in .* (\d+) of (\d+) partitions "
+                         r"complete", log)
+    assert restored, "the restart did not restore in bulk"
+    assert int(restored.group(1)) > 0 and restored.group(2) == restored.group(3)
+    databases = sorted((tmp_path / "second").rglob("*.db"))
+    assert len(databases) >= 8  # order-state and order-timers, 4 partitions each
+    for path in databases:
+        table, _, partition = path.stem.rpartition("-")
+        topic = changelog_topic(settings.app_id, table)
+        assert db_contents(path) == changelog_contents(settings.bootstrap_servers, topic,
+                                                       int(partition)), path.name
