@@ -29,12 +29,15 @@ from streams.batching import KeyedBatch, TableWriter
 from streams.census_store import CensusStore
 from streams.histogram import LATENCY_BUCKETS_MS, Histogram
 from streams.ingest import RejectedInput, read_input
+from streams.observations import PARTITION as OBSERVATIONS_PARTITION
+from streams.observations import encode_observation, observations_topic
 from streams.schema_source import RegistryUnavailable
 from streams.timers import TimerIndex
 from streams.topics import ORDER_STATE_TABLE, ORDER_TIMERS_TABLE
 from tables import order_pipeline
 from tables.order_pipeline import Outputs, PipelineConfig, Record
 from tables.order_runner import KINDS
+from tables.windows import Observation
 
 log = logging.getLogger(__name__)
 STAGE_FOLD = "fold"
@@ -82,6 +85,7 @@ class FulfillmentProcessor:
         self.dead_letters = services["dead_letters"]
         self.counters: dict[str, Any] = services.setdefault("counters", {})
         self.kinds = {topic: names.kind_of(topic) for topic in names.inputs}
+        self.observations_topic = observations_topic(pipeline.settings.app_id)
         encoders = services["encoders"]
         self.outputs = {  # output -> (topic, encode, counter)
             "state": (names.fulfillment_states, encoders[names.fulfillment_states].encode,
@@ -169,10 +173,13 @@ class FulfillmentProcessor:
         # batch_timeout_s): derive, encode and produce once, not once per event.
         for key, (_, event) in dirty.items():
             record = batch.get(key, event)
-            state, view = (None, None) if record is None else order_pipeline.settle_view(
+            if record is None:
+                continue
+            state, view = order_pipeline.settle_view(
                 record, self.census.of(event.message.partition, event))
             if state is not None:
                 self._emit("state", key, state)
+                self._observe(order_pipeline.observe(record, state))
             dirty[key] = (view, event)  # the rules read the view: no second derive
         for partition, event in last_of_partition.items():
             self._evaluate_partition(partition, event, batch, dirty)
@@ -233,6 +240,7 @@ class FulfillmentProcessor:
             batch.put(key, record, event)
             if out.state is not None:
                 self._emit("state", key, out.state)
+            self._observe(out.observations)
             for mismatch in out.mismatches:
                 self._emit("mismatch", key, mismatch)
                 self._count_by("mismatches", f"{mismatch['category']}|{mismatch['status']}")
@@ -277,6 +285,15 @@ class FulfillmentProcessor:
             log.debug("emitted %s", output, extra={
                 "order_id": key.decode(errors="replace"),
                 "correlation_id": record.get("correlation_id"), "topic": topic})
+
+    def _observe(self, observations: list[Observation]) -> None:
+        """Hand a state's metric observations to the windows agent (one partition)."""
+        for obs in observations:
+            self.sink.produce(self.observations_topic, None, encode_observation(obs),
+                              partition=OBSERVATIONS_PARTITION)
+        if observations:
+            self.counters["metric_observations"] = (
+                self.counters.get("metric_observations", 0) + len(observations))
 
     async def _decode_when_registry_returns(self, event: EventT) -> dict[str, Any] | None:
         """A new writer schema id while the registry is down: the record is fine, we just

@@ -1,27 +1,19 @@
 """Windowed metrics for analysts: tumbling 1-minute and 1-hour windows over fulfillment states.
 
-Two thin agents, both off the fulfillment agent's hot path:
+The fulfillment fold takes each emitted state's metric observations (`tables.metrics_rules`,
+through `order_pipeline.observe`, counted once per order in the order's own record) and puts
+them on a single-partition observations topic (`streams/observations.py` says why one).
+The `metrics-windows` agent here folds them into event-time windows (`tables.windows`), one
+table value per `name|group|size|start`, and emits each window's WindowedMetric to
+`fulfillment-metrics` once, when stream time passes its end plus the grace period; the window
+then leaves the table as a tombstone. Observations beyond grace go to `late_events`.
 
-* `metrics-observe` reads `fulfillment-states` (keyed by order, co-partitioned) and turns each
-  state into metric observations (`tables.metrics_rules`), remembering per order what was
-  already counted (`metrics-counted` table), so a duplicate or replayed version counts nothing.
-* `metrics-windows` folds the observations into event-time windows (`tables.windows`), one
-  table value per `name|group|size|start`, and emits each window's WindowedMetric to
-  `fulfillment-metrics` once, when stream time passes its end plus the grace period; the window
-  then leaves the table as a tombstone. Observations beyond grace go to `late_events`.
-
-Why a single-partition observations topic in between: a window (say, the exception rate of
-warehouse W1) gathers orders of every input partition, so per-partition windows would emit one
-partial result each. Observations are few (a handful per order) and small; one partition is
-one place where a window is complete and one stream clock closes it. Faust's windowed tables
-are not used (their expiry is unreliable): closing is driven by our stream clock and timer keys
-(`streams/timers.py`), so tests and replays are deterministic.
+Faust's windowed tables are not used (their expiry is unreliable): closing is driven by our
+stream clock and timer keys (`streams/timers.py`), so tests and replays are deterministic.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import os
 from collections import deque
@@ -32,8 +24,7 @@ from faust.types import EventT, TableT
 
 from streams.app import Pipeline
 from streams.batching import KeyedBatch, TableWriter
-from streams.schema_source import RegistryUnavailable
-from streams.serde import DecodeError, WireDecoder
+from streams.observations import decode_observation, observations_topic
 from streams.timers import TimerIndex
 from tables import metrics_rules
 from tables.windows import (
@@ -49,7 +40,6 @@ from tables.windows import (
 )
 
 log = logging.getLogger(__name__)
-COUNTED_TABLE = "metrics-counted"
 WINDOWS_TABLE = "metric-windows"
 WINDOW_TIMERS_TABLE = "metric-window-timers"
 OBSERVATIONS = "observations"  # the one input of the windows' stream clock
@@ -57,80 +47,9 @@ DEFAULT_GRACE_MS = 10 * 60_000
 RECENT_WINDOWS = 10_000  # emitted windows kept in memory for GET /metrics/windows
 
 
-def observations_topic(app_id: str) -> str:
-    return f"{app_id}-metric-observations"
-
-
 def grace_ms() -> int:
     """Grace period of every window; FSTREAMS_METRICS_GRACE_MS overrides the default."""
     return int(os.environ.get("FSTREAMS_METRICS_GRACE_MS", DEFAULT_GRACE_MS))
-
-
-def encode_observation(obs: Observation) -> bytes:
-    return json.dumps([obs.name, obs.labels, obs.event_ms, obs.count, obs.value],
-                      separators=(",", ":")).encode()
-
-
-def decode_observation(raw: bytes) -> Observation:
-    name, labels, event_ms, count, value = json.loads(raw)
-    return Observation(name, tuple((k, v) for k, v in labels), event_ms, count, value)
-
-
-class StateObserver:
-    """A batch of fulfillment states -> observations on the single-partition topic."""
-
-    def __init__(self, pipeline: Pipeline, counted: TableT, topic: str) -> None:
-        services = pipeline.services
-        self.decoder = WireDecoder.for_record(services["schema_source"], "FulfillmentState")
-        self.sink = services["sink"]
-        self.dead_letters = services["dead_letters"]
-        self.counters: dict[str, int] = services.setdefault("counters", {})
-        self.counted = counted
-        self.writer = TableWriter(counted, self.sink)
-        self.topic = topic
-
-    async def process(self, events: Sequence[EventT]) -> None:
-        batch: KeyedBatch[dict[str, Any]] = KeyedBatch(self.counted, self.writer)
-        produced = 0
-        for event in events:
-            msg = event.message
-            state = await self._decode(event)
-            if state is None or msg.key is None:
-                continue
-            counted = batch.get(msg.key, event) or metrics_rules.new_counted()
-            observations = metrics_rules.observe(counted, state)
-            if not observations:
-                # Nothing new counted: skip the write (most versions move no milestone). The
-                # counting is idempotent without the stored version, which is a shortcut.
-                continue
-            batch.put(msg.key, counted, event)
-            for obs in observations:
-                self.sink.produce(self.topic, None, encode_observation(obs), partition=0)
-            produced += len(observations)
-        batch.flush()
-        self.sink.poll()
-        self.writer.checkpoint()
-        self.counters["metric_observations"] = (
-            self.counters.get("metric_observations", 0) + produced)
-
-    async def _decode(self, event: EventT) -> dict[str, Any] | None:
-        msg = event.message
-        delay = 0.5
-        while True:
-            try:
-                state: dict[str, Any] = self.decoder.decode(msg.value)
-                return state
-            except DecodeError as exc:  # not ours to fix here: keep the bytes, go on
-                self.dead_letters.send(msg.topic, msg.partition, msg.offset, msg.key,
-                                       msg.value, list(msg.headers or []), exc,
-                                       "metrics-decode")
-                return None
-            except RegistryUnavailable:  # transient: hold the partition, do not drop
-                log.warning("schema registry unreachable; retrying in %.1fs", delay, extra={
-                    "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
-                    "order_id": (msg.key or b"").decode(errors="replace")})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
 
 class WindowFolder:
@@ -220,16 +139,13 @@ class WindowFolder:
 
 
 def register(pipeline: Pipeline) -> None:
-    app, settings, names = pipeline.app, pipeline.settings, pipeline.names
+    app, settings = pipeline.app, pipeline.settings
     sink = pipeline.services["sink"]
-    topic_name = observations_topic(settings.app_id)
-    counted = pipeline.bytes_table(COUNTED_TABLE, help="metrics already counted per order")
     windows = app.Table(WINDOWS_TABLE, key_type=bytes, value_type=bytes, partitions=1,
                         help="open metric windows")
     timer_table = app.Table(WINDOW_TIMERS_TABLE, key_type=bytes, value_type=bytes,
                             partitions=1, help="metric window close times")
     timers = TimerIndex(timer_table, TableWriter(timer_table, sink), (OBSERVATIONS,), 0)
-    observer = StateObserver(pipeline, counted, topic_name)
     folder = WindowFolder(pipeline, windows, timers, grace_ms())
     pipeline.services["metric_windows_table"] = windows
 
@@ -237,16 +153,10 @@ def register(pipeline: Pipeline) -> None:
     async def _forget_window_clock(app: Any, revoked: Any, **kwargs: Any) -> None:
         timers.forget_partitions()
 
-    @app.agent(pipeline.topic(names.fulfillment_states), name="metrics-observe")
-    async def observe_states(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_max_events,
-                                               settings.batch_timeout_s):
-            await observer.process(events)
-
     # Internal: Faust declares (creates) it with one partition on start-up.
-    observations = app.topic(topic_name, key_type=bytes, value_type=bytes,
-                             key_serializer="raw", value_serializer="raw", partitions=1,
-                             internal=True)
+    observations = app.topic(observations_topic(settings.app_id), key_type=bytes,
+                             value_type=bytes, key_serializer="raw", value_serializer="raw",
+                             partitions=1, internal=True)
 
     @app.agent(observations, name="metrics-windows")
     async def fold_windows(stream: Any) -> None:

@@ -33,6 +33,8 @@ from streams.census_store import CENSUS_KEY
 from streams.census_store import dumps as census_dumps
 from streams.dlq import DeadLetterSink
 from streams.ingest import RejectedInput, read_input
+from streams.observations import PARTITION as OBSERVATIONS_PARTITION
+from streams.observations import encode_observation, observations_topic
 from streams.schema_source import RegistrySchemaSource, SchemaSource
 from streams.serde import WireDecoder, WireEncoder
 from streams.settings import Settings
@@ -66,6 +68,7 @@ class ReplaySummary:
     states_emitted: int = 0
     mismatches_emitted: int = 0
     alerts_emitted: int = 0
+    observations_emitted: int = 0  # metric observations, for the windows agent
     orders_written: int = 0
     tombstones: int = 0
     dead_letters: int = 0
@@ -81,6 +84,7 @@ class ReplaySummary:
         return (f"replayed {self.events} events ({topics}) in {self.seconds:.1f}s "
                 f"= {self.events_per_second:,.0f} events/s; {self.states_emitted} states, "
                 f"{self.mismatches_emitted} mismatch and {self.alerts_emitted} alert records "
+                f"and {self.observations_emitted} metric observations "
                 f"emitted, {self.orders_written} orders written to the changelog, "
                 f"{self.tombstones} tombstones, {self.dead_letters} dead letters")
 
@@ -197,6 +201,9 @@ class Replayer:
         decoders = {t: WireDecoder.for_record(self.source, names.record_of(t))
                     for t in names.inputs}
         kinds = {t: names.kind_of(t) for t in names.inputs}
+        observations = observations_topic(settings.app_id)
+        if not plan.dry_run:  # as the windows agent declares it: one partition
+            self._ensure_topic(observations, 1, {})
         outputs = {
             "state": names.fulfillment_states,
             "mismatch": names.reconciliation_mismatches,
@@ -213,6 +220,12 @@ class Replayer:
         def emit(items: list[tuple[str, str, Any]]) -> None:
             for output, key, derived in items:
                 if output == "expired":  # dropped from the runner: tombstoned below
+                    continue
+                if output == "observation":  # for the windowed metrics, as the live fold
+                    summary.observations_emitted += 1
+                    if not plan.dry_run:
+                        self._produce(observations, None, encode_observation(derived),
+                                      OBSERVATIONS_PARTITION)
                     continue
                 self._count(summary, output)
                 if not plan.dry_run:
@@ -284,7 +297,7 @@ class Replayer:
         else:
             summary.alerts_emitted += 1
 
-    def _produce(self, topic: str, key: bytes, value: bytes | None,
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None,
                  partition: int | None = None) -> None:
         while True:
             try:
@@ -328,12 +341,14 @@ class Replayer:
 
     def _ensure_changelog(self, name: str) -> None:
         """Create a changelog as Faust would (compacted, co-partitioned) if it is missing."""
+        self._ensure_topic(name, self.settings.partitions, {"cleanup.policy": "compact"})
+
+    def _ensure_topic(self, name: str, partitions: int, config: dict[str, str]) -> None:
         admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers})
         if name in admin.list_topics(timeout=10).topics:
             return
-        topic = NewTopic(name, num_partitions=self.settings.partitions,
-                         replication_factor=self.settings.replication_factor,
-                         config={"cleanup.policy": "compact"})
+        topic = NewTopic(name, num_partitions=partitions,
+                         replication_factor=self.settings.replication_factor, config=config)
         try:
             admin.create_topics([topic])[name].result(timeout=30)
         except KafkaException as exc:

@@ -10,6 +10,8 @@ the table keeps one *record* (a JSON-able dict)::
     cs   the fulfillment status of the last emitted version: what the partition's census
          counts the order under (tables.census)
     due  the stream time of the order's next timer (None = no timer)
+    mc   what the analysts' metrics have counted of the order so far (tables.metrics_rules):
+         observations are taken where a state is emitted, so a version counts exactly once
     no   true for a settlement line that names no order at all (keyed by its line id):
          reconciliation reports it as an orphan settlement; SLA rules, which are about
          orders, leave it alone
@@ -32,12 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tables import census as tally
-from tables import fulfillment, reconciliation, sla
+from tables import fulfillment, metrics_rules, reconciliation, sla
 from tables.alerts import AlertBook, Silence
 from tables.census import Census
 from tables.reconciliation_config import DEFAULT_CONFIG, ReconciliationConfig
 from tables.records import FulfillmentState, ReconciliationMismatch, SlaAlert
 from tables.sla_rules import Rule, load_rules
+from tables.windows import Observation
 
 Record = dict[str, Any]
 
@@ -61,6 +64,7 @@ class Outputs:
     state: FulfillmentState | None = None
     mismatches: list[ReconciliationMismatch] = field(default_factory=list)
     alerts: list[SlaAlert] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)  # of `state`, for metrics
     previous_due: int | None = None  # the order's timer before this step
     needs_evaluation: bool = False
     applied: bool = False  # the event was new and folded into the record
@@ -70,7 +74,7 @@ class Outputs:
 
 def new_record(key: str) -> Record:
     return {"f": fulfillment.new_state(key), "rec": {}, "sla": {"alerts": []}, "rd": False,
-            "due": None}
+            "due": None, "mc": metrics_rules.new_counted()}
 
 
 def on_event(record: Record, kind: str, event: Mapping[str, Any], *,
@@ -120,6 +124,7 @@ def evaluate(record: Record, now_ms: int, config: PipelineConfig,
         out.state = fulfillment.republish(facts, derived)  # money caught up: a new version
         if out.state is not None:
             stamp(record, out.state, census)
+            out.observations = observe(record, out.state)
 
     open_mismatches = list(record["rec"].values())
     firing_before = tally.firing_alerts(record) if census is not None else 0
@@ -173,6 +178,23 @@ def stamp(record: Record, state: FulfillmentState,
     state["reconciled"] = record["rd"]
     tally.count_status(census, record, state["fulfillment_status"])
     return state
+
+
+def observe(record: Record, state: FulfillmentState) -> list[Observation]:
+    """The metric observations `state` (about to be emitted) adds to what was counted.
+
+    Taken here, beside the version they count, rather than by a second agent reading the
+    states back: no decode and no second table per state, and the record's changelog keeps
+    "counted" and "emitted" in step (a version never counts twice, even after a crash).
+    A record kept from before records carried `mc` adopts its current state as counted:
+    its milestones were counted then, and counting them again would double them.
+    """
+    counted = record.get("mc")
+    if counted is None:  # new records start with one: this one predates them
+        counted = record["mc"] = metrics_rules.new_counted()
+        metrics_rules.observe(counted, state)
+        return []
+    return metrics_rules.observe(counted, state)
 
 
 def fulfillment_state(record: Record) -> FulfillmentState | None:

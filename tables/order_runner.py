@@ -3,7 +3,8 @@
 The same loop the live agent runs on Faust tables, without Faust: records in a dict, timers
 on a `Deadlines` wheel, stream time on a `StreamClock`. The bulk replay runs one per
 partition, and tests use it as the oracle. Emitted items are `(output, key, record)` with
-output "state", "mismatch" or "alert".
+output "state", "observation" (a metric observation of the state before it), "mismatch",
+"alert" or "expired".
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tables.order_pipeline import (
     Record,
     evaluate,
     new_record,
+    observe,
     on_event,
     settle_view,
     stamp,
@@ -39,10 +41,19 @@ def timer_id(key: str) -> str:
 def verdicts(key: str, out: Outputs) -> Iterator[Emitted]:
     if out.state is not None:
         yield "state", key, out.state
+    for observation in out.observations:
+        yield "observation", key, observation
     for mismatch in out.mismatches:
         yield "mismatch", key, mismatch
     for alert in out.alerts:
         yield "alert", key, alert
+
+
+def emitted_state(key: str, record: Record, state: FulfillmentState) -> list[Emitted]:
+    """A new canonical state and the metric observations it brings (taken as it is emitted,
+    see `order_pipeline.observe`)."""
+    return [("state", key, state),
+            *(("observation", key, obs) for obs in observe(record, state))]
 
 
 class OrderRunner:
@@ -89,14 +100,15 @@ class OrderRunner:
             if out.applied:
                 self.touched.add(key)
             if out.state is not None:
-                result.append(("state", key, stamp(record, out.state, self.census)))
+                result += emitted_state(key, record, stamp(record, out.state, self.census))
             if out.needs_evaluation:
                 dirty[key] = out.state if out.state is not None else dirty.get(key)
         if self.coalesce:
             for key in dirty:
-                state, view = settle_view(self.records[key], self.census)
+                record = self.records[key]
+                state, view = settle_view(record, self.census)
                 if state is not None:
-                    result.append(("state", key, state))
+                    result += emitted_state(key, record, state)
                 dirty[key] = view  # the rules read the view: no second derive
         now = self.clock.now(idle)
         if now is not None:

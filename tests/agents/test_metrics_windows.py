@@ -12,12 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from agents.metrics import WINDOWS_TABLE, observations_topic
+from agents.metrics import WINDOWS_TABLE
 from streams.broker.launcher import free_port
 from streams.generator.build import generate
 from streams.generator.config import GeneratorConfig
 from streams.generator.output import produce_to_kafka
 from streams.generator.thresholds import DAY_MS, HOUR_MS
+from streams.observations import observations_topic
 from streams.schema_source import RegistrySchemaSource
 from streams.serde import WireDecoder
 from streams.settings import Settings
@@ -108,8 +109,8 @@ def test_windows_equal_the_pure_recomputation_once_each_and_expire(
 ) -> None:
     settings = app_settings
     names = TopicNames.with_prefix(settings.topic_prefix)
-    derived_topics = (*names.inputs, names.fulfillment_states,
-                      observations_topic(settings.app_id))
+    # What the worker consumes: the inputs and (the windows agent) the observations.
+    derived_topics = (*names.inputs, observations_topic(settings.app_id))
     port = free_port()
     worker = start_worker(FSTREAMS_METRICS_GRACE_MS=str(GRACE_MS), FSTREAMS_WEB_PORT=str(port))
     _produce(settings, GeneratorConfig(orders=80, seed=11, start_ms=START_MS,

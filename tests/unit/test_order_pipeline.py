@@ -10,8 +10,8 @@ import pytest
 from streams.generator import thresholds
 from streams.generator.build import Generated, generate
 from streams.generator.config import GeneratorConfig
-from tables import fulfillment
-from tables.order_pipeline import PipelineConfig, fulfillment_state
+from tables import fulfillment, metrics_rules
+from tables.order_pipeline import PipelineConfig, fulfillment_state, new_record, observe
 from tables.order_runner import OrderRunner
 from tables.schema_files import INPUT_TOPIC_KINDS
 
@@ -141,3 +141,37 @@ def test_generated_traffic_reaches_every_category_and_rule(generated: Generated)
     rules = {r["rule"] for output, _, r in emitted if output == "alert"}
     per_order = {rule.name for rule in load_rules() if rule.scope == "order"}
     assert rules == per_order
+
+
+@pytest.mark.parametrize("batch", [1, 500])
+def test_observations_are_each_emitted_states_once(generated: Generated, batch: int) -> None:
+    """The fold emits, after each state, exactly the metric observations a reader of the
+    states would count (once per order milestone), whatever the batching."""
+    _, emitted = run(generated, batch)
+    counted: dict[str, dict[str, Any]] = {}
+    expected, observed = [], []
+    for output, key, item in emitted:
+        if output == "state":
+            expected += metrics_rules.observe(
+                counted.setdefault(key, metrics_rules.new_counted()), item)
+        elif output == "observation":
+            observed.append(item)
+    assert observed == expected
+    assert {o.name for o in observed} >= {"orders_accepted", "units_shipped",
+                                          "order_to_ship_ms"}
+    accepted = [o for o in observed if o.name == "orders_accepted"]
+    assert len(accepted) == len({k for out, k, _ in emitted if out == "state"})
+
+
+def test_a_record_from_before_metrics_counting_adopts_its_state() -> None:
+    """A record written before records counted metrics (no `mc`): its milestones were counted
+    by the metrics agent of that time, so its next state adds only what is new after it."""
+    record = new_record("o-1")
+    state = {"version": 7, "channel": "web", "warehouses": [], "carriers": [],
+             "lines": [{"shipped": 1}], "shipment_count": 1, "open_exceptions": [],
+             "updated_at": 10, "accepted_at": 5}
+    del record["mc"]
+    assert observe(record, state) == []
+    later = {**state, "version": 8, "delivered_at": 20, "updated_at": 20}
+    assert {o.name for o in observe(record, later)} == {"orders_delivered",
+                                                        "accept_to_delivery_ms"}
