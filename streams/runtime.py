@@ -6,7 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from streams import logs
+from streams import logs, offset_guard
 from streams.app import Pipeline, create_app
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
@@ -23,6 +23,7 @@ def build_pipeline(settings: Settings, **app_overrides: object) -> Pipeline:
     build_services(pipeline)
     register_all(pipeline)
     register_web(pipeline)
+    offset_guard.install(pipeline.app)
     return pipeline
 
 
