@@ -66,7 +66,7 @@ class TableWriter:
     def checkpoint(self) -> None:
         """Record acknowledged changelog offsets in the store, as Faust does after a send."""
         store = self.table.data
-        for (topic, partition), offset in self.sink.acked.items():
+        for (topic, partition), offset in self.sink.checkpointable.items():
             if topic == self.topic:
                 store.set_persisted_offset(TP(topic, partition), offset)
 

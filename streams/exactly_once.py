@@ -72,6 +72,18 @@ class TransactionalSink(OutputSink):
         self._producer.init_transactions(init_timeout_s)
         self._group = _group_metadata(bootstrap, group_id)
         self._producer.begin_transaction()
+        # Changelog offsets as of the last commit. A store must not record an offset inside
+        # the open transaction as its position: recovery reads the changelog read_committed,
+        # whose end stops before an open transaction, and Faust refuses a store ahead of it.
+        self._committed_acked: dict[tuple[str, int], int] = {}
+
+    @property
+    def checkpointable(self) -> dict[tuple[str, int], int]:
+        return self._committed_acked
+
+    def forget_acked(self) -> None:
+        super().forget_acked()
+        self._committed_acked = {}
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
                 headers: list[tuple[str, bytes]] | None = None,
@@ -89,6 +101,7 @@ class TransactionalSink(OutputSink):
             producer.send_offsets_to_transaction(positions, self._group, timeout_s)
         producer.commit_transaction(timeout_s)
         self.flush()  # surfaces delivery errors; nothing is in flight after a commit
+        self._committed_acked = dict(self.acked)
         self.commits += 1
         self.uncommitted = 0
         self.input_batches = 0

@@ -57,6 +57,12 @@ class OutputSink:
             if offset > self.acked.get(tp, -1):
                 self.acked[tp] = offset
 
+    @property
+    def checkpointable(self) -> dict[tuple[str, int], int]:
+        """Offsets a table may record as its store's changelog position: every acknowledged
+        record here (a transactional sink narrows this to committed transactions)."""
+        return self.acked
+
     def forget_acked(self) -> None:
         """Drop acknowledged offsets learned so far (after a rebalance they describe partitions
         that other workers may have written since)."""
