@@ -205,7 +205,7 @@ def profile_live(a: argparse.Namespace) -> str:
     own: collections.Counter[str] = collections.Counter()
     parts: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in raw.read_text().splitlines():
+    for line in raw.read_text(errors="replace").splitlines():  # frames may hold any bytes
         stack, _, n = line.rpartition(" ")
         if not n.isdigit():  # py-spy's notes (e.g. about paths) are not samples
             continue
