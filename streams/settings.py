@@ -76,6 +76,9 @@ class Settings(BaseSettings):
         1_000, ge=0, description="a table partition this many changelog records behind is "
         "restored in bulk (large reads, one RocksDB write per batch) before Faust's "
         "record-by-record recovery; 0 turns bulk restore off")
+    replay_jobs: int = Field(
+        0, ge=0, description="processes `fstreams replay` splits the partitions over (0: one "
+        "per CPU, at most one per partition, and one for replays under 20,000 events)")
 
     @classmethod
     def settings_customise_sources(

@@ -17,7 +17,7 @@ from tables import fulfillment
 from tests.agents.conftest import StartWorker
 from tests.agents.oracle import live_records, oracle_records, verdicts
 from tests.agents.test_fulfillment_pipeline import emitted_states
-from tests.kafka_helpers import wait_for_zero_lag
+from tests.kafka_helpers import committed_offsets, end_offsets, wait_for_zero_lag
 
 pytestmark = pytest.mark.broker
 def test_replay_then_live_equals_all_live_and_the_oracle(
@@ -41,21 +41,28 @@ def test_replay_then_live_equals_all_live_and_the_oracle(
     replayed = live.model_copy(update={
         "topic_prefix": f"b-{live.topic_prefix}", "app_id": f"b-{live.app_id}",
         "data_dir": tmp_path / "b"})
+    # In two job processes (the parallel path; tests/agents/test_replay_jobs.py compares it
+    # with the in-process one).
     produce(replayed, first)
-    replayer = Replayer(replayed)
+    names_b = TopicNames.with_prefix(replayed.topic_prefix)
+    replayer = Replayer(replayed, jobs=2)
     try:
         summary = replayer.run(ReplayPlan(start="beginning", rebuild=True))
     finally:
         replayer.close()
+    assert summary.jobs == 2
     assert summary.events == len(first)
     assert summary.orders_written > 0
+    # Committed once, for every job's partitions, at the end offsets replayed to.
+    assert committed_offsets(replayed.bootstrap_servers, replayed.app_id) == {
+        tp: end for tp, end in end_offsets(replayed.bootstrap_servers, names_b.inputs).items()
+        if end > 0}
     produce(replayed, rest)
     worker_b = start_worker("replay-worker", FSTREAMS_TOPIC_PREFIX=replayed.topic_prefix,
                             FSTREAMS_APP_ID=replayed.app_id,
                             FSTREAMS_DATA_DIR=str(replayed.data_dir))
 
     names_a = TopicNames.with_prefix(live.topic_prefix)
-    names_b = TopicNames.with_prefix(replayed.topic_prefix)
     wait_for_zero_lag(live.bootstrap_servers, live.app_id, names_a.inputs, workers=[worker_a])
     wait_for_zero_lag(replayed.bootstrap_servers, replayed.app_id, names_b.inputs,
                       workers=[worker_b])

@@ -1,0 +1,354 @@
+"""The bulk replay of a set of partitions, in one process: read, fold, emit, hand over.
+
+`streams.replay` runs one of these over every partition, or one per job process over a share
+of them (`streams.replay_jobs`): the domain is per partition (co-partitioned inputs, one
+`OrderRunner` each), so shares need nothing from each other. Committing the live group's
+offsets is left to the caller, once every share has handed over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from streams.batching import json_dumps, json_loads
+from streams.census_store import CENSUS_KEY
+from streams.census_store import dumps as census_dumps
+from streams.dlq import DeadLetterSink
+from streams.ingest import RejectedInput, read_input
+from streams.observations import PARTITION as OBSERVATIONS_PARTITION
+from streams.observations import encode_observation, observations_topic
+from streams.schema_source import SchemaSource
+from streams.serde import WireDecoder, WireEncoder
+from streams.settings import Settings
+from streams.timers import CLOCK_KEY, timer_key
+from streams.topic_reader import read_to_end
+from streams.topics import ORDER_STATE_TABLE, ORDER_TIMERS_TABLE, TopicNames, changelog_topic
+from tables.clock import AlignedClock
+from tables.order_pipeline import PipelineConfig
+from tables.order_runner import ALL_IDLE, KINDS, OrderRunner
+
+# Events of one partition per batch. Each batch ends with stream time advancing (due timers
+# fire) and every order it changed settled and evaluated once, so larger batches evaluate
+# less (an order changed in three batches is evaluated three times) while stream time still
+# moves every BATCH_PER_PARTITION events of each partition.
+BATCH_PER_PARTITION = 10_000
+# A consume() call returns at most this many records, whatever the share of partitions.
+MAX_BATCH = 100_000
+
+Ranges = dict[tuple[str, int], tuple[int, int]]  # (topic, partition) -> [start, end) offsets
+
+
+@dataclass
+class ReplayPlan:
+    start: str = "committed"  # "beginning" | "committed" | epoch millis as a string
+    rebuild: bool = False  # start from empty state (implies start="beginning")
+    dry_run: bool = False  # compute and report, write nothing, commit nothing
+    force: bool = False  # skip the live-members check (you stopped the workers yourself)
+
+
+@dataclass
+class ReplaySummary:
+    events: int = 0
+    by_topic: dict[str, int] = field(default_factory=dict)
+    states_emitted: int = 0
+    mismatches_emitted: int = 0
+    alerts_emitted: int = 0
+    observations_emitted: int = 0  # metric observations, for the windows agent
+    orders_written: int = 0
+    tombstones: int = 0
+    dead_letters: int = 0
+    seconds: float = 0.0
+    committed: dict[str, int] = field(default_factory=dict)
+    jobs: int = 1  # processes the partitions were replayed in
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @classmethod
+    def merged(cls, parts: Collection[ReplaySummary]) -> ReplaySummary:
+        """The counts of several shares added up (seconds and jobs are the caller's)."""
+        total = cls()
+        for part in parts:
+            for f in fields(cls):
+                value = getattr(part, f.name)
+                if f.name in ("seconds", "jobs"):
+                    continue
+                if isinstance(value, dict):
+                    mine = getattr(total, f.name)
+                    for k, v in value.items():
+                        mine[k] = mine.get(k, 0) + v
+                else:
+                    setattr(total, f.name, getattr(total, f.name) + value)
+        return total
+
+    def render(self) -> str:
+        topics = ", ".join(f"{t} {n}" for t, n in sorted(self.by_topic.items()))
+        jobs = f" by {self.jobs} processes" if self.jobs > 1 else ""
+        return (f"replayed {self.events} events ({topics}) in {self.seconds:.1f}s "
+                f"= {self.events_per_second:,.0f} events/s{jobs}; {self.states_emitted} states, "
+                f"{self.mismatches_emitted} mismatch and {self.alerts_emitted} alert records "
+                f"and {self.observations_emitted} metric observations "
+                f"emitted, {self.orders_written} orders written to the changelog, "
+                f"{self.tombstones} tombstones, {self.dead_letters} dead letters")
+
+
+@contextlib.contextmanager
+def bulk_gc() -> Iterator[None]:
+    """Collect garbage rarely while the replay runs.
+
+    The loop allocates a few dicts per event and keeps most of them to the end (every order's
+    record); with the default thresholds the collector scanned that growing heap again and
+    again, a third of the replay's CPU. What the loop drops is plain acyclic data that
+    reference counting frees at once, so collections are made rare, and everything alive at
+    the start (modules, schemas) is frozen out of them."""
+    gc.collect()
+    gc.freeze()
+    before = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+def _count(summary: ReplaySummary, output: str) -> None:
+    if output == "state":
+        summary.states_emitted += 1
+    elif output == "mismatch":
+        summary.mismatches_emitted += 1
+    else:
+        summary.alerts_emitted += 1
+
+
+class PartitionReplay:
+    """Replays `partitions` over `ranges` (only theirs are read), then hands them over."""
+
+    def __init__(self, settings: Settings, source: SchemaSource, plan: ReplayPlan,
+                 ranges: Ranges, partitions: Collection[int]) -> None:
+        self.settings = settings
+        self.source = source
+        self.plan = plan
+        self.partitions = sorted(partitions)
+        self.ranges = {tp: r for tp, r in ranges.items()
+                       if tp[1] in self.partitions and r[1] > r[0]}
+        self.names = TopicNames.with_prefix(settings.topic_prefix)
+        self.changelog = changelog_topic(settings.app_id, ORDER_STATE_TABLE)
+        self.timers_changelog = changelog_topic(settings.app_id, ORDER_TIMERS_TABLE)
+        self.config = PipelineConfig(
+            closed_order_retention_ms=settings.closed_order_retention_ms)
+        self.summary = ReplaySummary()
+        self.runners: dict[int, OrderRunner] = {}
+        self.existing: dict[int, set[bytes]] = {}
+        self.due_before: dict[tuple[int, str], int | None] = {}
+        bootstrap = settings.bootstrap_servers
+        # Reads by assignment under a group of its own that nothing ever commits: the live
+        # group's offsets are committed by the caller, once, for every share.
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": f"fstreams-replay-{uuid.uuid4().hex}",
+            "enable.auto.commit": False, "enable.partition.eof": False,
+            "fetch.max.bytes": 64 * 1024 * 1024, "queued.min.messages": 200_000,
+        })
+        self.producer = Producer({
+            "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+            "linger.ms": 20, "batch.num.messages": 20_000, "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+            "partitioner": "murmur2_random",  # as every producer of the product (see producer)
+        })
+        self.dead: DeadLetterSink | None = None
+
+    # -- state ---------------------------------------------------------------------------------
+    def _read_changelog(self, topic: str) -> dict[int, dict[bytes, bytes]]:
+        """A table as its changelog holds it, for this share: partition -> key -> value."""
+        tables: dict[int, dict[bytes, bytes]] = {p: {} for p in self.partitions}
+        every = len(self.partitions) == self.settings.partitions
+        bootstrap = self.settings.bootstrap_servers
+        reads = ([read_to_end(bootstrap, topic, timeout_s=30.0)] if every else
+                 [read_to_end(bootstrap, topic, timeout_s=30.0, partition=p)
+                  for p in self.partitions])
+        for messages in reads:
+            for msg in messages:
+                table = tables.setdefault(msg.partition() or 0, {})
+                key, value = msg.key() or b"", msg.value()
+                if value is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = value
+        return tables
+
+    def load(self) -> None:
+        """One in-memory runner per partition, loaded from the tables' changelogs (unless
+        rebuilding); plus the keys each partition's changelogs hold now (for tombstones)."""
+        rebuild = self.plan.rebuild
+        records = self._read_changelog(self.changelog)
+        timers = self._read_changelog(self.timers_changelog)
+        for p in self.partitions:
+            self.existing[p] = set(records[p]) | {
+                t for t in timers[p] if t not in (CLOCK_KEY, CENSUS_KEY)}
+            loaded = {} if rebuild else {k.decode(): json_loads(v)
+                                          for k, v in records[p].items()}
+            runner = OrderRunner(self.config, self.settings.allowed_lateness_ms, loaded,
+                                 coalesce=True)
+            clock = timers[p].get(CLOCK_KEY)
+            if clock is not None and not rebuild:
+                runner.clock = AlignedClock.restore(KINDS, json.loads(clock))
+            self.runners[p] = runner
+            self.due_before.update(((p, key), rec["due"]) for key, rec in loaded.items())
+
+    # -- the loop ------------------------------------------------------------------------------
+    def compute(self, progress: Callable[[ReplaySummary], None] | None = None) -> ReplaySummary:
+        """Fold every event of the share's ranges; outputs are produced as they come."""
+        with bulk_gc():
+            self.load()
+            self._loop(progress)
+        return self.summary
+
+    def _loop(self, progress: Callable[[ReplaySummary], None] | None) -> None:
+        settings, names, plan, summary = self.settings, self.names, self.plan, self.summary
+        runners, produce = self.runners, self._produce
+        dry_run = plan.dry_run
+        decoders = {t: WireDecoder.for_record(self.source, names.record_of(t))
+                    for t in names.inputs}
+        kinds = {t: names.kind_of(t) for t in names.inputs}
+        observations = observations_topic(settings.app_id)
+        outputs = {
+            "state": names.fulfillment_states,
+            "mismatch": names.reconciliation_mismatches,
+            "alert": names.sla_alerts,
+        }
+        encoders = {
+            "state": WireEncoder.for_topic(self.source, outputs["state"], "FulfillmentState"),
+            "mismatch": WireEncoder.for_topic(self.source, outputs["mismatch"],
+                                              "ReconciliationMismatch"),
+            "alert": WireEncoder.for_topic(self.source, outputs["alert"], "SlaAlert"),
+        }
+        dead = self.dead = DeadLetterSink(settings.bootstrap_servers, self.source, names=names,
+                                          worker_id=f"{settings.worker_id}-replay")
+
+        def emit(items: list[tuple[str, str, Any]]) -> None:
+            for output, key, derived in items:
+                if output == "expired":  # dropped from the runner: tombstoned at hand-over
+                    continue
+                if output == "observation":  # for the windowed metrics, as the live fold
+                    summary.observations_emitted += 1
+                    if not dry_run:
+                        produce(observations, None, encode_observation(derived),
+                                OBSERVATIONS_PARTITION)
+                    continue
+                _count(summary, output)
+                if not dry_run:
+                    produce(outputs[output], key.encode(), encoders[output].encode(derived))
+
+        remaining = set(self.ranges)
+        if remaining:
+            self.consumer.assign([TopicPartition(t, p, start)
+                                  for (t, p), (start, _) in self.ranges.items()])
+        ends = {tp: end for tp, (_, end) in self.ranges.items()}
+        batch = min(MAX_BATCH, BATCH_PER_PARTITION * max(1, len(self.partitions)))
+        by_topic = summary.by_topic
+        started = time.monotonic()
+        while remaining:
+            chunks: dict[int, list[tuple[str, str, dict[str, Any]]]] = {}
+            for msg in self.consumer.consume(batch, timeout=1.0):
+                if msg.error():
+                    raise KafkaException(msg.error())
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                end = ends[(topic, partition)]
+                if offset >= end:
+                    continue
+                if offset == end - 1:
+                    remaining.discard((topic, partition))
+                by_topic[topic] = by_topic.get(topic, 0) + 1
+                value = msg.value()
+                try:
+                    record = read_input(decoders[topic], kinds[topic], value)
+                except RejectedInput as rejected:  # RegistryUnavailable aborts the run
+                    if not dry_run:
+                        dead.send(topic, partition, offset, msg.key(), value,
+                                  msg.headers() or [], rejected.cause, rejected.stage,
+                                  correlation_id=rejected.correlation_id)
+                    summary.dead_letters += 1
+                    continue
+                key = (msg.key() or b"").decode()
+                chunks.setdefault(partition, []).append((key, kinds[topic], record))
+            for partition, chunk in chunks.items():
+                # Inputs of this partition read to their end no longer hold stream time back.
+                busy = {kinds[t] for t, p in remaining if p == partition}
+                idle = frozenset(k for k in kinds.values() if k not in busy)
+                emit(runners[partition].process_batch(chunk, idle))
+            self.producer.poll(0)
+            summary.events = sum(by_topic.values())
+            if not remaining:  # everything read: time is the newest event of each partition
+                for runner in runners.values():
+                    now = runner.clock.now(ALL_IDLE)
+                    if now is not None:
+                        emit(runner.advance(now))
+            if progress is not None:
+                summary.seconds = time.monotonic() - started
+                progress(summary)
+        summary.events = sum(by_topic.values())
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None,
+                 partition: int = -1) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, partition)
+                return
+            except BufferError:  # local queue full: let librdkafka drain it
+                self.producer.poll(0.5)
+
+    # -- hand-over -----------------------------------------------------------------------------
+    def hand_over(self) -> ReplaySummary:
+        """Write the share's tables to their changelogs and wait until every output and
+        record is acknowledged. Raises when some were not: then nothing may be committed."""
+        if self.plan.dry_run:
+            return self.summary
+        self._write_tables()
+        dead_unsent = self.dead.flush(60) if self.dead is not None else 0
+        if self.producer.flush(60) or dead_unsent:
+            raise RuntimeError("replay outputs were not all acknowledged; nothing committed")
+        return self.summary
+
+    def _write_tables(self) -> None:
+        """Hand over to the live agent: every record, its timer and each partition's clock,
+        written to the changelogs exactly as the agent would have; stale keys tombstoned."""
+        rebuild, summary, produce = self.plan.rebuild, self.summary, self._produce
+        for p, runner in self.runners.items():
+            kept: set[bytes] = set()
+            touched = runner.touched
+            for key, record in runner.records.items():
+                raw_key = key.encode()
+                kept.add(raw_key)
+                if rebuild or key in touched:  # unchanged records are there already
+                    produce(self.changelog, raw_key, json_dumps(record), p)
+                    summary.orders_written += 1
+                due = record["due"]
+                if due is not None:
+                    timer = timer_key(due, raw_key)
+                    kept.add(timer)
+                    if self.due_before.get((p, key)) != due:
+                        produce(self.timers_changelog, timer, b"", p)
+            if runner.clock.max_event_ms is not None:
+                produce(self.timers_changelog, CLOCK_KEY,
+                        json.dumps(runner.clock.snapshot()).encode(), p)
+            # The partition's census, as counted over the records written above.
+            produce(self.timers_changelog, CENSUS_KEY, census_dumps(runner.census), p)
+            for stale in self.existing[p] - kept:
+                topic = self.changelog if not stale[:1].isdigit() else self.timers_changelog
+                produce(topic, stale, None, p)
+                summary.tombstones += 1
+            self.producer.poll(0)
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.producer.flush(30)
