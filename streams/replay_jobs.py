@@ -1,15 +1,16 @@
 """The bulk replay's partitions split over job processes, one `PartitionReplay` per share.
 
-Children are started with `spawn` (a fresh interpreter: librdkafka clients must not cross a
-fork) and make their own Kafka and registry clients. Each reads only its partitions' input
-ranges and reports through a queue: progress while it runs, "computed" once its share is
-folded and its outputs produced, "done" once it has written its tables' changelogs and every
-record of its share is acknowledged, "failed" with the reason otherwise.
+Job 0 runs in the calling process (it would otherwise only wait); jobs 1.. are children
+started with `spawn` (a fresh interpreter: librdkafka clients must not cross a fork) that make
+their own Kafka and registry clients. Each job reads only its partitions' input ranges; the
+children report through a queue: progress while they run, "computed" once their share is
+folded and its outputs produced, "done" once they have written their tables' changelogs and
+every record of their share is acknowledged, "failed" with the reason otherwise.
 
-Tables are written only after every child has computed its share (a barrier), so a child that
+Tables are written only after every job has computed its share (a barrier), so a job that
 fails while folding leaves no replayed table behind in any partition. The caller commits the
-live group's offsets only after every child is done: a failed, killed or interrupted child
-means nothing is committed and the others are stopped.
+live group's offsets only after every job is done: a failed, killed or interrupted job means
+nothing is committed and the others are stopped.
 """
 
 from __future__ import annotations
@@ -76,64 +77,130 @@ def split(partitions: int, jobs: int, load: Mapping[int, int]) -> list[list[int]
 def run_jobs(settings: Settings, source: SchemaSource | None, plan: ReplayPlan,
              ranges: Ranges, shares: Sequence[Sequence[int]],
              progress: Callable[[ReplaySummary], None] | None = None) -> ReplaySummary:
-    """Replay each share in a child process; the merged summary once all handed over."""
-    ctx = multiprocessing.get_context("spawn")
-    reports: Any = ctx.Queue()
-    go = ctx.Event()
-    root = logging.getLogger()
-    log_setup = ((logging.getLevelName(root.getEffectiveLevel()), settings.log_format)
-                 if root.handlers else None)
-    children = [ctx.Process(target=_child, name=f"fstreams-replay-{i}", daemon=True,
-                            args=(i, settings, source, plan,
-                                  {tp: r for tp, r in ranges.items() if tp[1] in share},
-                                  list(share), reports, go, log_setup))
-                for i, share in enumerate(shares)]
-    latest: dict[int, ReplaySummary] = {}
-    computed: set[int] = set()
-    done: dict[int, ReplaySummary] = {}
-
-    def handle(kind: str, index: int, payload: Any) -> None:
-        if kind == "failed":
-            raise ReplayFailed(f"replay job {index} (partitions {list(shares[index])}) failed: "
-                               f"{payload}; nothing committed")
-        latest[index] = payload
-        if kind == "computed":
-            computed.add(index)
-            if len(computed) == len(children):
-                go.set()  # every share folded: now each writes its tables
-        elif kind == "done":
-            done[index] = payload
-        if progress is not None:
-            progress(ReplaySummary.merged(latest.values()))
-
+    """Replay the first share in this process and each other share in a child process; the
+    merged summary once every share is handed over. (This process would otherwise only
+    wait, and each child costs an interpreter's start: imports, clients, ~1 s of CPU.)"""
+    jobs = _Jobs(settings, source, plan, ranges, shares, progress)
     with _sigterm_interrupts():
         try:
-            with _sigint_ignored():  # children are born ignoring Ctrl-C
-                for child in children:
-                    child.start()
-            checked = time.monotonic()
-            while len(done) < len(children):
-                with contextlib.suppress(queue.Empty):
-                    handle(*reports.get(timeout=0.2))
-                if time.monotonic() - checked >= 0.5:
-                    checked = time.monotonic()
-                    for index in _dead(children, done):  # one that died without a word?
-                        last_words = time.monotonic() + 1.0  # may still be in the queue
-                        with contextlib.suppress(queue.Empty):
-                            while index not in done and time.monotonic() < last_words:
-                                handle(*reports.get(timeout=0.2))
-                        if index not in done:
-                            raise ReplayFailed(
-                                f"replay job {index} (partitions {list(shares[index])}) exited "
-                                f"with code {children[index].exitcode} before handing over; "
-                                "nothing committed")
+            jobs.start()
+            jobs.run_here(source or _registry_source(settings), plan)
         finally:
-            _stop(children)
-    return ReplaySummary.merged(done.values())
+            jobs.stop()
+    return ReplaySummary.merged(jobs.done.values())
 
 
-def _dead(children: Sequence[Any], done: Mapping[int, ReplaySummary]) -> list[int]:
-    return [i for i, child in enumerate(children) if i not in done and not child.is_alive()]
+class _Jobs:
+    """Job 0 here, jobs 1.. in children: what each reported, the barrier, failures."""
+
+    def __init__(self, settings: Settings, source: SchemaSource | None, plan: ReplayPlan,
+                 ranges: Ranges, shares: Sequence[Sequence[int]],
+                 progress: Callable[[ReplaySummary], None] | None) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.settings = settings
+        self.ranges = ranges
+        self.shares = [list(share) for share in shares]
+        self.progress = progress
+        self.reports: Any = ctx.Queue()
+        self.go = ctx.Event()
+        root = logging.getLogger()
+        log_setup = ((logging.getLevelName(root.getEffectiveLevel()), settings.log_format)
+                     if root.handlers else None)
+        self.children = {i: ctx.Process(target=_child, name=f"fstreams-replay-{i}",
+                                        daemon=True, args=(i, settings, source, plan,
+                                                           self.ranges_of(i), share,
+                                                           self.reports, self.go, log_setup))
+                         for i, share in enumerate(self.shares) if i > 0}
+        self.latest: dict[int, ReplaySummary] = {}
+        self.computed: set[int] = set()
+        self.done: dict[int, ReplaySummary] = {}
+        self.checked = time.monotonic()
+
+    def ranges_of(self, index: int) -> Ranges:
+        return {tp: r for tp, r in self.ranges.items() if tp[1] in self.shares[index]}
+
+    def start(self) -> None:
+        with _sigint_ignored():  # children are born ignoring Ctrl-C
+            for child in self.children.values():
+                child.start()
+
+    def run_here(self, source: SchemaSource, plan: ReplayPlan) -> None:
+        share = PartitionReplay(self.settings, source, plan, self.ranges_of(0), self.shares[0])
+        handed_over = False
+        try:
+            def progress(summary: ReplaySummary) -> None:
+                self.note("progress", 0, summary)
+                self.poll(0.0)  # between batches: the children's reports, failures
+
+            self.note("computed", 0, self._own(share.compute, progress))
+            self.wait_until(lambda: len(self.computed) == len(self.shares))
+            self.note("done", 0, self._own(share.hand_over))
+            handed_over = True
+            self.wait_until(lambda: len(self.done) == len(self.shares))
+        finally:
+            share.close(flush=handed_over)
+
+    def _own(self, step: Callable[..., ReplaySummary], *args: Any) -> ReplaySummary:
+        try:
+            return step(*args)
+        except (ReplayFailed, ReplayInterrupted):
+            raise
+        except Exception as exc:
+            raise self.failed(0, f"{type(exc).__name__}: {exc}") from exc
+
+    def failed(self, index: int, reason: str) -> ReplayFailed:
+        return ReplayFailed(f"replay job {index} (partitions {self.shares[index]}) failed: "
+                            f"{reason}; nothing committed")
+
+    def note(self, kind: str, index: int, payload: Any) -> None:
+        """A job's report: its progress, its share computed or handed over, or its failure."""
+        if kind == "failed":
+            raise self.failed(index, payload)
+        self.latest[index] = payload
+        if kind == "computed":
+            self.computed.add(index)
+            if len(self.computed) == len(self.shares):
+                self.go.set()  # every share folded: now each writes its tables
+        elif kind == "done":
+            self.done[index] = payload
+        if self.progress is not None:
+            self.progress(ReplaySummary.merged(self.latest.values()))
+
+    def poll(self, timeout: float) -> None:
+        """Take the reports queued (waiting up to `timeout` for one); notice dead children."""
+        with contextlib.suppress(queue.Empty):
+            first = self.reports.get(timeout=timeout) if timeout else self.reports.get_nowait()
+            self.note(*first)
+            while True:
+                self.note(*self.reports.get_nowait())
+        if time.monotonic() - self.checked < 0.5:
+            return
+        self.checked = time.monotonic()
+        for index, child in self.children.items():
+            if index in self.done or child.is_alive():
+                continue
+            last_words = time.monotonic() + 1.0  # may still be on their way
+            with contextlib.suppress(queue.Empty):
+                while index not in self.done and time.monotonic() < last_words:
+                    self.note(*self.reports.get(timeout=0.2))
+            if index not in self.done:
+                raise self.failed(index, f"exited with code {child.exitcode} before handing "
+                                         "over")
+
+    def wait_until(self, condition: Callable[[], bool]) -> None:
+        while not condition():
+            self.poll(0.2)
+
+    def stop(self) -> None:
+        _stop(list(self.children.values()))
+
+
+def _registry_source(settings: Settings) -> SchemaSource:
+    # authlib (under the registry client) warns about httpx on import, as in the CLI.
+    warnings.filterwarnings("ignore", message=".*httpx module is deprecated.*")
+    from streams.schema_source import RegistrySchemaSource
+
+    return RegistrySchemaSource.from_settings(settings)
 
 
 def _stop(children: Sequence[Any]) -> None:
@@ -192,13 +259,8 @@ def _child(index: int, settings: Settings, source: SchemaSource | None, plan: Re
             from streams import logs
 
             logs.configure(*log_setup)
-        if source is None:
-            # authlib (under the registry client) warns about httpx on import, as in the CLI.
-            warnings.filterwarnings("ignore", message=".*httpx module is deprecated.*")
-            from streams.schema_source import RegistrySchemaSource
-
-            source = RegistrySchemaSource.from_settings(settings)
-        share = PartitionReplay(settings, source, plan, ranges, partitions)
+        share = PartitionReplay(settings, source or _registry_source(settings), plan, ranges,
+                                partitions)
         last = [0.0]
 
         def report(summary: ReplaySummary) -> None:

@@ -259,7 +259,7 @@ class PartitionReplay:
         started = time.monotonic()
         while remaining:
             chunks: dict[int, list[tuple[str, str, dict[str, Any]]]] = {}
-            for msg in self.consumer.consume(batch, timeout=1.0):
+            for msg in self._fill(batch, remaining, ends):
                 if msg.error():
                     raise KafkaException(msg.error())
                 topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
@@ -297,6 +297,21 @@ class PartitionReplay:
                 summary.seconds = time.monotonic() - started
                 progress(summary)
         summary.events = sum(by_topic.values())
+
+    def _fill(self, batch: int, remaining: set[tuple[str, int]],
+              ends: dict[tuple[str, int], int]) -> Iterator[Any]:
+        """Up to `batch` records, taken as they arrive; a batch ends early only when every
+        range is read (`remaining` shrinks as the caller meets each range's last offset),
+        instead of waiting out a timeout for records that will never come."""
+        taken = 0
+        while remaining and taken < batch:
+            messages = self.consumer.consume(min(batch - taken, 10_000), timeout=0.1)
+            if not messages:  # a range may end in a transaction marker, never delivered
+                for tp in self.consumer.position([TopicPartition(t, p) for t, p in remaining]):
+                    if tp.offset >= ends[(tp.topic, tp.partition)]:
+                        remaining.discard((tp.topic, tp.partition))
+            taken += len(messages)
+            yield from messages
 
     def _produce(self, topic: str, key: bytes | None, value: bytes | None,
                  partition: int = -1) -> None:
@@ -349,6 +364,8 @@ class PartitionReplay:
                 summary.tombstones += 1
             self.producer.poll(0)
 
-    def close(self) -> None:
+    def close(self, flush: bool = True) -> None:
+        """`flush=False` after a failure: what is still queued is dropped, not waited for."""
         self.consumer.close()
-        self.producer.flush(30)
+        if flush:
+            self.producer.flush(30)

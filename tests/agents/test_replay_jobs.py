@@ -49,7 +49,11 @@ def _jobs(pid: int) -> list[int]:
     """The replay's job processes (its other child is multiprocessing's resource tracker)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
+        try:  # threads (librdkafka's) come and go
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:
+            continue
+        for child in children:
             try:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
             except FileNotFoundError:
@@ -107,7 +111,7 @@ def test_a_killed_job_or_a_stopped_replay_commits_nothing(
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
-        while len(jobs := _jobs(proc.pid)) < 2:  # the jobs are starting up
+        while not (jobs := _jobs(proc.pid)):  # job 1 is starting up (job 0 is the replay)
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the replay started no jobs"
             time.sleep(0.02)
@@ -125,7 +129,7 @@ def test_a_killed_job_or_a_stopped_replay_commits_nothing(
     else:
         assert proc.returncode == 143, err
         assert "replay stopped by SIGTERM; nothing committed" in err
-    assert not any(_alive(pid) for pid in jobs)  # the other job was stopped too
+    assert not any(_alive(pid) for pid in jobs)  # stopped (or killed), not left running
     assert committed_offsets(settings.bootstrap_servers, settings.app_id) == {}
     # Stopped before every job had folded its share: no job wrote the order table.
     changelog = changelog_topic(settings.app_id, ORDER_STATE_TABLE)
