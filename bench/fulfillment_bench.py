@@ -11,7 +11,8 @@ measures on that same input, interleaved round by round, each contender in its o
            (count per order) and one `await topic.send()` per event
   live     a real `fstreams worker` (python -m streams.cli worker) from empty state, fresh app
            id; done when its group's committed offsets reach the input end
-  replay   `Replayer(settings).run(ReplayPlan(start="beginning", rebuild=True))`, fresh app id
+  replay   `Replayer(settings).run(ReplayPlan(start="beginning", rebuild=True))`, fresh app id,
+           in the product's default job processes (or --jobs); CPU includes the jobs'
 
 Window: ceiling and replay time themselves; faust from its first output to one output per
 input; live from its group's first commit to the commit of the input end (commits every 1 s,
@@ -123,15 +124,32 @@ def child_faust(a: argparse.Namespace) -> None:
 
 
 def child_replay(a: argparse.Namespace) -> None:
+    """The replay as `fstreams replay` runs it: its default job processes unless --jobs. CPU
+    and memory are this process's and its jobs' together (they are reaped by the end)."""
+    import json
+    import resource
+
     from streams import logs
     from streams.replay import Replayer, ReplayPlan
 
+    def cpu(who: int) -> float:
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+
     logs.configure("WARNING", "text")
-    replayer = Replayer(_settings(a))
-    cpu0 = benchkit.cpu_now()
+    jobs = {} if a.jobs is None else {"jobs": a.jobs}  # older commits have no jobs
+    replayer = Replayer(_settings(a), **jobs)
+    cpu0 = cpu(resource.RUSAGE_SELF) + cpu(resource.RUSAGE_CHILDREN)
     summary = replayer.run(ReplayPlan(start="beginning", rebuild=True))
     replayer.close()
-    benchkit.self_report(a.report, summary.events, 0.0, summary.seconds, cpu0)
+    cpu_s = cpu(resource.RUSAGE_SELF) + cpu(resource.RUSAGE_CHILDREN) - cpu0
+    # Peak RSS: this process's (job 0 runs in it) plus, per other job, the largest child's
+    # (they peak at about the same).
+    children = getattr(summary, "jobs", 1) - 1
+    rss_kb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+              + children * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    Path(a.report).write_text(json.dumps({"events": summary.events, "seconds": summary.seconds,
+                                          "cpu_s": cpu_s, "rss_mb": rss_kb / 1024}))
     print(summary.render(), flush=True)
 
 
@@ -249,8 +267,9 @@ def run_one(impl: str, a: argparse.Namespace, total: int, inputs: tuple[str, ...
         run = benchkit.watch(child, lambda: offsets.end(out), total, timeout=a.timeout,
                              max_seconds=a.max_seconds)
     else:
+        jobs = ["--jobs", str(a.jobs)] if impl == "replay" and a.jobs is not None else []
         child = benchkit.Child(run_id, [sys.executable, __file__, "--child", impl, *common,
-                                        "--report", str(report)])
+                                        "--report", str(report), *jobs])
         data = benchkit.wait_report(child, report, a.timeout)
         run = benchkit.Run(impl, int(data["events"]), data["seconds"], data["cpu_s"],
                            data["rss_mb"])
@@ -303,6 +322,9 @@ def main() -> None:
     p.add_argument("--profile-raw", type=Path, default=None,
                    help="also keep the profile's raw py-spy samples (folded stacks) here")
     p.add_argument("--quick", action="store_true", help="2000 orders, 1 round")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="replay: its job processes (default: the product's, as `fstreams "
+                        "replay` chooses; 1 = in one process)")
     # child mode (internal)
     p.add_argument("--child", choices=tuple(CHILDREN), help=argparse.SUPPRESS)
     for name in ("--registry", "--prefix", "--group", "--state-dir", "--report", "--output"):
