@@ -43,8 +43,7 @@ class ReplayRefused(RuntimeError):
     """Replay would race live workers or has nothing to do; the message says what to do."""
 
 
-def _group_is_active(bootstrap: str, group: str) -> bool:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def _group_is_active(admin: AdminClient, group: str) -> bool:
     described = admin.describe_consumer_groups([group])[group].result(timeout=15)
     return bool(described.members)
 
@@ -75,6 +74,7 @@ class Replayer:
             "bootstrap.servers": settings.bootstrap_servers, "group.id": self.group,
             "enable.auto.commit": False, "enable.partition.eof": False,
         })
+        self.admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
 
     # -- offsets -------------------------------------------------------------------------------
     def _ranges(self, plan: ReplayPlan) -> Ranges:
@@ -104,7 +104,7 @@ class Replayer:
     # -- the run -------------------------------------------------------------------------------
     def run(self, plan: ReplayPlan) -> ReplaySummary:
         settings = self.settings
-        if not plan.force and _group_is_active(settings.bootstrap_servers, self.group):
+        if not plan.force and _group_is_active(self.admin, self.group):
             raise ReplayRefused(
                 f"consumer group {self.group!r} has live members: stop the workers first "
                 "(replay and live workers must not both write the table), or pass --force")
@@ -153,13 +153,12 @@ class Replayer:
 
     def _ensure_topic(self, name: str, partitions: int, config: dict[str, str]) -> None:
         """Create a topic (a changelog as Faust would: compacted, co-partitioned) if missing."""
-        admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers})
-        if name in admin.list_topics(timeout=10).topics:
+        if name in self.admin.list_topics(timeout=10).topics:
             return
         topic = NewTopic(name, num_partitions=partitions,
                          replication_factor=self.settings.replication_factor, config=config)
         try:
-            admin.create_topics([topic])[name].result(timeout=30)
+            self.admin.create_topics([topic])[name].result(timeout=30)
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise

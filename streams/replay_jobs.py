@@ -24,7 +24,6 @@ import signal
 import threading
 import time
 import traceback
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -196,8 +195,6 @@ class _Jobs:
 
 
 def _registry_source(settings: Settings) -> SchemaSource:
-    # authlib (under the registry client) warns about httpx on import, as in the CLI.
-    warnings.filterwarnings("ignore", message=".*httpx module is deprecated.*")
     from streams.schema_source import RegistrySchemaSource
 
     return RegistrySchemaSource.from_settings(settings)
