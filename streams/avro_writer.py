@@ -50,6 +50,18 @@ def _str(s):
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
 
+def _not_bool(value: Any) -> bytes:
+    raise TypeError(f"expected a boolean, got {type(value).__name__}")
+
+
+# What every generated writer calls (zig-zag varints, length-prefixed bytes and strings).
+_RUNTIME: dict[str, Any] = {
+    "_SMALL": _SMALL, "_TRUE": b"\x01", "_FALSE": b"\x00", "_not_bool": _not_bool,
+    "_pack_float": struct.Struct("<f").pack, "_pack_double": struct.Struct("<d").pack,
+}
+exec(_PRELUDE, _RUNTIME)
+
+
 class Unsupported(Exception):
     """The schema uses a construct this compiler does not write (fastavro does)."""
 
@@ -128,7 +140,8 @@ class _Compiler:
         elif kind == "enum":
             self.named[schema["name"]] = schema
             table = f"_enum{len(self.constants)}"
-            self.constants[table] = {s: _long_bytes(i) for i, s in enumerate(schema["symbols"])}
+            self.constants[table] = {s: _RUNTIME["_long"](i)
+                                     for i, s in enumerate(schema["symbols"])}
             self.emit(indent, f"w({table}[{expr}])")
         elif kind in ("array", "map"):
             items = self.fresh()
@@ -151,20 +164,6 @@ class _Compiler:
             raise Unsupported(f"type {kind!r}")
 
 
-def _long_bytes(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-def _not_bool(value: Any) -> bytes:
-    raise TypeError(f"expected a boolean, got {type(value).__name__}")
-
-
 def compile_writer(schema: Any) -> Writer | None:
     """A function record -> Avro binary (no framing) for `schema` (parsed JSON, logical types
     stripped), or None when the schema uses something not covered here."""
@@ -177,13 +176,7 @@ def compile_writer(schema: Any) -> Writer | None:
     except Unsupported:
         return None
     compiler.emit(1, "return b''.join(out)")
-    namespace: dict[str, Any] = {
-        "_SMALL": _SMALL, "_TRUE": b"\x01", "_FALSE": b"\x00", "_not_bool": _not_bool,
-        "_pack_float": struct.Struct("<f").pack, "_pack_double": struct.Struct("<d").pack,
-        **compiler.constants,
-    }
-    # Our own generated code, from our own schema files.
-    exec(_PRELUDE, namespace)
-    exec("\n".join(compiler.lines), namespace)
+    namespace = {**_RUNTIME, **compiler.constants}
+    exec("\n".join(compiler.lines), namespace)  # our own generated code, from our schemas
     writer: Writer = namespace["write"]
     return writer
