@@ -116,10 +116,15 @@ class StaticMemberAssignor(PartitionAssignor):
     asked to rebalance at once: the next assignment is made for this worker as it is.
     """
 
+    _rebalanced_for_stale = False
+
     def on_assignment(self, assignment: Any) -> None:
         try:
             super().on_assignment(assignment)
         except AssertionError:
+            if self._rebalanced_for_stale:  # not the predecessor's: fail as Faust would
+                raise
+            self._rebalanced_for_stale = True
             log.info("handed the assignment of this worker's previous run (another address "
                      "or other tables); rebalancing the group")
             self.app.consumer._thread._consumer._coordinator.request_rejoin()
