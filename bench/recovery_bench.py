@@ -303,9 +303,11 @@ def main() -> None:
     note = ("\"first start\" is the warm-up: from the time the process started. kill -> ready "
             "includes start-up and joining the group (the product's 60 s session; a restart "
             "under the same worker id and address rejoins as the same static member without "
-            "waiting for it); restore is the part /readyz reported \"recovering\". The "
-            "500,000-order figure is extrapolated from the measured rate and the records per "
-            "order, not measured.")
+            "waiting for it); restore is the part /readyz reported \"recovering\". "
+            + ("The 500,000-order figure is (ii)'s restore itself, at that scale."
+               if a.orders == ISSUE_ORDERS else
+               "The 500,000-order figure is extrapolated from the measured rate and the "
+               "records per order, not measured."))
     body = (f"## recovery_bench: kill -9, then ready again\n\n{setup}\n\n{table}\n\n{summary}"
             f"\n\n{note}\n\n" + (f"{profile}\n\n" if profile else "") + f"{sections.line()}\n\n"
             f"Command: `{jobkit.command('recovery_bench.py')}`")
