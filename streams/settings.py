@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         "record-by-record recovery; 0 turns bulk restore off")
     replay_jobs: int = Field(
         0, ge=0, description="processes `fstreams replay` splits the partitions over (0: one "
-        "per CPU, at most one per partition, and one for replays under 20,000 events)")
+        "per CPU, at most one per partition, and one for replays under 50,000 events)")
 
     @classmethod
     def settings_customise_sources(

@@ -36,7 +36,7 @@ def replay_command(
     jobs: int | None = typer.Option(
         None, "--jobs", "-j", min=0,
         help="processes to split the partitions over (default FSTREAMS_REPLAY_JOBS, 0: one per "
-             "CPU, at most one per partition, one for replays under 20,000 events); 1 replays "
+             "CPU, at most one per partition, one for replays under 50,000 events); 1 replays "
              "in this process"),
 ) -> None:
     """Replay the input topics through the fold in bulk (confluent-kafka batch loop).
