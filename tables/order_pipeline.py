@@ -82,7 +82,7 @@ def on_event(record: Record, kind: str, event: Mapping[str, Any], *,
     """Fold one input event. A replayed event (same event_id) returns nothing to do.
 
     With `coalesce` (the bulk path) the canonical state is not derived per event: the caller
-    `settle`s each changed order once at the end of its batch, one version per batch.
+    settles each changed order (`settle_view`) once at the end of its batch, one version per batch.
     """
     facts = record["f"]
     if fulfillment.seen(facts, event["event_id"]):
@@ -156,15 +156,11 @@ def evaluate(record: Record, now_ms: int, config: PipelineConfig,
     return out
 
 
-def settle(record: Record, census: Census | None = None) -> FulfillmentState | None:
-    """After a coalesced batch: the order's canonical state as one new version, if it changed."""
-    return settle_view(record, census)[0]
-
-
 def settle_view(record: Record, census: Census | None = None
                 ) -> tuple[FulfillmentState | None, FulfillmentState | None]:
-    """`settle`, plus the order's canonical view whether it changed or not: hand it to
-    `evaluate` as `state` so the rules do not derive it a second time."""
+    """After a coalesced batch: the order's canonical state as one new version if it changed
+    (else None), and its canonical view either way: hand that to `evaluate` as `state` so the
+    rules do not derive it a second time."""
     state, view = fulfillment.settle_view(record["f"])
     if state is not None:
         stamp(record, state, census)
