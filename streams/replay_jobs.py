@@ -81,9 +81,9 @@ def run_jobs(settings: Settings, source: SchemaSource | None, plan: ReplayPlan,
     merged summary once every share is handed over. (This process would otherwise only
     wait, and each child costs an interpreter's start: imports, clients, ~1 s of CPU.)"""
     jobs = _Jobs(settings, source, plan, ranges, shares, progress)
-    with _sigterm_interrupts():
+    with _sigterm_interrupts() as sigterm:
         try:
-            jobs.start()
+            jobs.start(sigterm)
             jobs.run_here(source or _registry_source(settings), plan)
         finally:
             jobs.stop()
@@ -119,8 +119,10 @@ class _Jobs:
     def ranges_of(self, index: int) -> Ranges:
         return {tp: r for tp, r in self.ranges.items() if tp[1] in self.shares[index]}
 
-    def start(self) -> None:
-        with _sigint_ignored():  # children are born ignoring Ctrl-C
+    def start(self, sigterm: _Sigterm) -> None:
+        # SIGTERM is held while the children are spawned: raised inside `Process.start`, it
+        # would leave a forked child whose pid this process never learned (seen once).
+        with _sigint_ignored(), sigterm.held():  # children are born ignoring Ctrl-C
             for child in self.children.values():
                 child.start()
 
@@ -203,6 +205,7 @@ def _registry_source(settings: Settings) -> SchemaSource:
 
 def _stop(children: Sequence[Any]) -> None:
     """Stop every child still running (SIGTERM, then SIGKILL after a grace period)."""
+    children = [child for child in children if child.pid is not None]  # never started: none
     for child in children:
         if child.is_alive():
             child.terminate()
@@ -214,20 +217,47 @@ def _stop(children: Sequence[Any]) -> None:
             child.join()
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises ReplayInterrupted (so the children are stopped and nothing committed)
-    instead of ending the process at once and leaving them running."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _Sigterm:
+    """SIGTERM as ReplayInterrupted: raised at once, or, while held, when the hold ends.
+    (Python runs signal handlers in the main thread, whichever thread the signal hit, so a
+    flag holds it where a thread's signal mask would not.)"""
 
-    def interrupt(signum: int, frame: Any) -> None:
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending = False
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.holding:
+            self.pending = True
+            return
+        self.interrupt()
+
+    @staticmethod
+    def interrupt() -> None:
         raise ReplayInterrupted("replay stopped by SIGTERM; nothing committed")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.pending:
+            self.interrupt()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[_Sigterm]:
+    """SIGTERM raises ReplayInterrupted (so the children are stopped and nothing committed)
+    instead of ending the process at once and leaving them running."""
+    sigterm = _Sigterm()
+    if threading.current_thread() is not threading.main_thread():
+        yield sigterm
+        return
+    previous = signal.signal(signal.SIGTERM, sigterm.handle)
     try:
-        yield
+        yield sigterm
     finally:
         signal.signal(signal.SIGTERM, previous)
 
