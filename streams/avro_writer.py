@@ -23,19 +23,32 @@ Writer = Callable[[dict[str, Any]], bytes]
 # Zig-zag varints of -64..63 are one byte: most quantities, counts, lengths and indexes.
 _SMALL = {n: bytes([(n << 1) ^ (n >> 63)]) for n in range(-64, 64)}
 
+# Larger longs are memoised: a state re-emitted per version repeats its timestamps (accepted_at,
+# promised_*) and amounts, and a dict hit is ~10x cheaper than the varint loop. Bounded: cleared
+# when full (~4 MB at most).
+_MEMO_MAX = 32_768
+
 _PRELUDE = '''
 def _long(n):
     if -64 <= n < 64:
         return _SMALL[n]
+    if type(n) is int:  # never a float that equals a memoised int
+        b = _MEMO.get(n)
+        if b is not None:
+            return b
     if not -0x8000000000000000 <= n <= 0x7FFFFFFFFFFFFFFF:
         raise OverflowError(f"{n} does not fit an Avro long")
-    n = (n << 1) ^ (n >> 63)
+    z = (n << 1) ^ (n >> 63)
     out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    while z > 0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    b = bytes(out)
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+    _MEMO[n] = b
+    return b
 
 
 def _bytes(b):
@@ -56,7 +69,8 @@ def _not_bool(value: Any) -> bytes:
 
 # What every generated writer calls (zig-zag varints, length-prefixed bytes and strings).
 _RUNTIME: dict[str, Any] = {
-    "_SMALL": _SMALL, "_TRUE": b"\x01", "_FALSE": b"\x00", "_not_bool": _not_bool,
+    "_SMALL": _SMALL, "_MEMO": {}, "_MEMO_MAX": _MEMO_MAX,
+    "_TRUE": b"\x01", "_FALSE": b"\x00", "_not_bool": _not_bool,
     "_pack_float": struct.Struct("<f").pack, "_pack_double": struct.Struct("<d").pack,
 }
 exec(_PRELUDE, _RUNTIME)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastavro import schemaless_writer
 
+from streams import avro_writer
 from streams.avro_writer import compile_writer
 from streams.generator.build import generate
 from streams.generator.config import GeneratorConfig
@@ -78,6 +79,30 @@ def test_longs_at_every_varint_boundary(traffic: list[tuple[str, dict[str, Any]]
     state = next(r for n, r in traffic if n == "FulfillmentState")
     edited = {**state, "version": value, "order_total": ~value, "delivered_at": value}
     assert writer_of("FulfillmentState")(edited) == fastavro_bytes("FulfillmentState", edited)
+
+
+def test_a_float_equal_to_a_long_already_written_is_still_refused(
+        traffic: list[tuple[str, dict[str, Any]]]) -> None:
+    # Larger longs are memoised; a float that hashes like one must not take its bytes.
+    state = next(r for n, r in traffic if n == "FulfillmentState")
+    encoder = WireEncoder(InMemorySchemaSource(), "fulfillment-states-value",
+                          load_schema_text("FulfillmentState"))
+    encoder.encode({**state, "version": 1_795_000_000_000})
+    with pytest.raises(EncodeError, match="FulfillmentState"):
+        encoder.encode({**state, "version": 1_795_000_000_000.0})
+
+
+def test_the_long_memo_is_bounded_and_stays_right_after_it_is_cleared(
+        traffic: list[tuple[str, dict[str, Any]]]) -> None:
+    state = next(r for n, r in traffic if n == "FulfillmentState")
+    write = writer_of("FulfillmentState")
+    memo = avro_writer._RUNTIME["_MEMO"]
+    for i in range(avro_writer._MEMO_MAX + 10):
+        write({**state, "version": 10_000 + i})
+        assert len(memo) <= avro_writer._MEMO_MAX
+    for value in (10_000, 10_000 + avro_writer._MEMO_MAX + 9, 1_795_000_000_000):
+        edited = {**state, "version": value}
+        assert write(edited) == fastavro_bytes("FulfillmentState", edited)
 
 
 @pytest.mark.parametrize("text", ["", "x" * 63, "y" * 64, "é" * 40, "🚚" * 100, "a\x00b"])
