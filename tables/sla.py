@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from string import Template
 from typing import Any
 
@@ -71,13 +72,31 @@ class _OrderView:
     """What the conditions read, from either a fact store or a FulfillmentState."""
 
     order_id: str
+    subject: Mapping[str, Any]  # the fact store or the FulfillmentState it was made from
     fs: Mapping[str, Any] | None  # None: the order itself has not been seen (orphan)
     returns: list[_Return]
-    labels: dict[str, str]
     correlation_id: str | None
     first_event_at: int | None = None  # earliest event of an orphan
     exception_starts: dict[str, int] = field(default_factory=dict)  # shipment -> episode start
     mismatches: list[Mapping[str, Any]] = field(default_factory=list)
+
+    @cached_property
+    def labels(self) -> dict[str, str]:
+        """Routing labels; only a breach reads them, so they are joined only then."""
+        subject, fs = self.subject, self.fs
+        if "snap" in subject:
+            shipments = subject["sh"].values()
+            labels = {
+                "warehouse": _joined(_latest(sh["wh"]) for sh in shipments),
+                "carrier": _joined(_latest(sh["car"]) for sh in shipments),
+                "provider": _joined(line[6] for line in subject["st"].values()),
+            }
+        else:
+            labels = {"warehouse": _joined(subject["warehouses"]),
+                      "carrier": _joined(subject["carriers"])}
+        if fs is not None:
+            labels["channel"] = fs["channel"]
+        return {k: v for k, v in labels.items() if v}
 
 
 @dataclass(frozen=True)
@@ -110,32 +129,26 @@ def _view(subject: Mapping[str, Any], mismatches: Iterable[Mapping[str, Any]],
             _Return(rid, rt["t"][RECEIVED], rt["t"][REFUNDED], rt["rj"] is not None)
             for rid, rt in sorted(subject["rt"].items())
         ]
-        shipments = subject["sh"].values()
-        labels = {
-            "warehouse": _joined(_latest(sh["wh"]) for sh in shipments),
-            "carrier": _joined(_latest(sh["car"]) for sh in shipments),
-            "provider": _joined(line[6] for line in subject["st"].values()),
-        }
         last = subject["last"]
         correlation_id = last[2] if last else None
-        exception_starts = _exception_starts(subject)
+        # Only an open exception reads its episode's start (a scan of the whole timeline).
+        exception_starts = (_exception_starts(subject) if fs is not None
+                            and fs["open_exceptions"] else {})
     else:
         returns = [
             _Return(
                 None, fs["returned_at"], fs["refunded_at"], fs["returns_status"] == "rejected"
             )
         ]
-        labels = {"warehouse": _joined(fs["warehouses"]), "carrier": _joined(fs["carriers"])}
         correlation_id = fs["correlation_id"]
         exception_starts = {}
     if fs is not None:
-        labels["channel"] = fs["channel"]
         correlation_id = fs["correlation_id"]
     view = _OrderView(
         order_id=order_id,
+        subject=subject,
         fs=fs,
         returns=returns,
-        labels={k: v for k, v in labels.items() if v},
         correlation_id=correlation_id,
         mismatches=[m for m in mismatches if m.get("order_id") == order_id],
         exception_starts=exception_starts,
