@@ -34,7 +34,10 @@ _APPROVED = RETURN_RANK["approved"]
 _REFUNDED = RETURN_RANK["refunded"]
 
 
-@dataclass(frozen=True, slots=True)
+# Value objects built anew for every evaluation of an order are plain slots dataclasses, not
+# frozen ones: a frozen dataclass sets each field through object.__setattr__, which made
+# their construction ~3x dearer (~7% of the replay's fold). Nothing mutates them.
+@dataclass(slots=True)
 class OrderLineMoney:
     line_id: str
     unit_price: int
@@ -42,7 +45,7 @@ class OrderLineMoney:
     cancelled: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OrderMoney:
     """The money side of one known order, in ``currency`` minor units.
 
@@ -66,7 +69,7 @@ class OrderMoney:
     correlation_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SettlementLine:
     settlement_line_id: str
     settlement_id: str
@@ -81,7 +84,7 @@ class SettlementLine:
     description: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReturnRefund:
     """A non-rejected return that was approved, with the refund the returns platform promised.
 

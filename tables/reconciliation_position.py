@@ -22,7 +22,10 @@ from tables.reconciliation_inputs import (
 __all__ = ["CurrencyTotals", "MoneyPosition", "position", "settled_totals"]
 
 
-@dataclass(frozen=True, slots=True)
+# Value objects built anew for every evaluation of an order are plain slots dataclasses, not
+# frozen ones: a frozen dataclass sets each field through object.__setattr__, which made
+# their construction ~3x dearer (~7% of the replay's fold). Nothing mutates them.
+@dataclass(slots=True)
 class CurrencyTotals:
     charges: int = 0
     refunds: int = 0
@@ -56,7 +59,7 @@ def settled_totals(lines: Iterable[SettlementLine]) -> dict[str, CurrencyTotals]
     }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MoneyPosition:
     """Figures the rules compare, all in the order's currency unless named otherwise.
 

@@ -59,7 +59,7 @@ def metric_subject(metric: Mapping[str, Any]) -> str:
     return f"metric:{metric['name']}:{metric['group_key']}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per evaluation: not frozen, see reconciliation_inputs
 class _Return:
     return_id: str | None
     received_at: int | None
@@ -99,7 +99,7 @@ class _OrderView:
         return {k: v for k, v in labels.items() if v}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Candidate:
     due_ms: int
     key_labels: dict[str, str]  # identify the alert within the order (shipment_id, return_id)
