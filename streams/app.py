@@ -83,7 +83,7 @@ def create_app(settings: Settings, **overrides: Any) -> Pipeline:
         "web_port": settings.web_port,
         "web_in_thread": False,
         # Table routing forwards a request to the owner's canonical URL: make it reachable.
-        "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
+        "canonical_url": settings.web_url,
         "web_application_options": {"middlewares": [json_errors]},
         "table_cleanup_interval": 30.0,
         "autodiscover": False,

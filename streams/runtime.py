@@ -52,7 +52,7 @@ def run_worker(settings: Settings) -> None:
     pipeline = build_pipeline(settings)
     log.info("worker starting", extra={"worker_id": settings.worker_id,
                                        "bootstrap": settings.bootstrap_servers,
-                                       "web": f"http://{settings.web_host}:{settings.web_port}/"})
+                                       "web": f"{settings.web_url}/"})
     exactly_once = settings.processing_guarantee == "exactly_once"
     table_dir = Path(pipeline.app.conf.tabledir)
     if exactly_once:

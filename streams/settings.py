@@ -6,6 +6,7 @@ The TOML file is `fstreams.toml` in the working directory, or the path in FSTREA
 from __future__ import annotations
 
 import os
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from pydantic_settings import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
 def _config_file() -> Path:
@@ -37,6 +39,10 @@ class Settings(BaseSettings):
     worker_id: str = Field("worker-1", description="names this worker in logs and dead letters")
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, description="query API / console port")
+    web_advertised_url: str | None = Field(
+        None, description="where other workers reach this one's web server (table routing); "
+                          "default http://<web_host>:<web_port>, with this host's name when "
+                          "web_host is a wildcard (0.0.0.0, ::)")
     partitions: int = Field(4, description="partitions of every input and derived topic")
     replication_factor: int = 1
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
@@ -91,6 +97,15 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
         return (init_settings, env_settings, toml, file_secret_settings)
+
+    @property
+    def web_url(self) -> str:
+        """This worker's web server as other workers and the console reach it. Faust forwards
+        an order's query to its owner's URL, so a wildcard listen address cannot stand in."""
+        if self.web_advertised_url:
+            return self.web_advertised_url.rstrip("/")
+        host = socket.gethostname() if self.web_host in _WILDCARD_HOSTS else self.web_host
+        return f"http://{host}:{self.web_port}"
 
     def masked(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked, for `fstreams config show`."""
