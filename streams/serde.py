@@ -19,6 +19,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from faust.serializers.codecs import Codec
 from faust.serializers.codecs import register as _register_codec
 
+from streams.avro_reader import Reader, compile_reader
 from streams.avro_writer import compile_writer
 from streams.schema_source import SchemaNotFound, SchemaSource, canonical_text
 from tables.schema_files import load_schema_text, strip_logical_types
@@ -107,6 +108,9 @@ class WireDecoder:
             if reader_schema is not None else None)
         # id -> (parsed writer schema, parsed reader schema or None when equal, record name)
         self._cache: dict[int, tuple[dict[str, Any], dict[str, Any] | None, str]] = {}
+        # id -> a reader compiled from the writer schema (streams/avro_reader.py), for the ids
+        # that need no resolution and that it covers
+        self._compiled: dict[int, Reader] = {}
         self._unknown: dict[int, float] = {}  # id -> monotonic time it was reported missing
 
     @classmethod
@@ -122,9 +126,21 @@ class WireDecoder:
         if len(data) < HEADER_SIZE or data[0] != MAGIC_BYTE:
             raise self._bad_header(data)
         schema_id = int.from_bytes(data[1:5], "big")
+        compiled = self._compiled.get(schema_id)
+        if compiled is not None:
+            try:
+                record, end = compiled(data, HEADER_SIZE)
+                if end == len(data):
+                    return record
+            except Exception:  # fastavro below reads it again and says why
+                pass
         entry = self._cache.get(schema_id)
         if entry is None:
             entry = self._load(schema_id, len(data))
+            if entry[1] is None:  # read as written: no resolution needed
+                reader = compile_reader(entry[0])
+                if reader is not None:
+                    self._compiled[schema_id] = reader
         fo = BytesIO(data)  # shares the bytes object's buffer: no copy
         fo.seek(HEADER_SIZE)
         try:
