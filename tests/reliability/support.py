@@ -6,6 +6,8 @@ import json
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,6 +60,17 @@ class Feeder(threading.Thread):
         assert not self.is_alive(), "the feeder did not finish"
         if self.error is not None:
             raise self.error
+
+
+def readyz(port: int) -> int:
+    """The HTTP status of the worker's /readyz on `port` (0 while it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return 0
 
 
 def input_progress(settings: Settings) -> tuple[int, int]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from streams.rocks_options import RocksTuning, SharedMemory, TunedRocksDBOptions
 from streams.settings import Settings
 from streams.topics import changelog_topic
 from tests.kafka_helpers import read_topic, wait_for_zero_lag
-from tests.reliability.support import names_of, produce, wait_for, worker_process
+from tests.reliability.support import names_of, produce, readyz, wait_for, worker_process
 
 pytestmark = pytest.mark.broker
 
@@ -134,16 +132,6 @@ def test_stops_at_the_highwater_faust_measured(kafka_bootstrap: str, topic: str,
 def group_members(bootstrap: str, group: str) -> list[Any]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     return list(admin.describe_consumer_groups([group])[group].result(15).members)
-
-
-def readyz(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as err:
-        return err.code
-    except OSError:
-        return 0
 
 
 def db_contents(path: Path) -> dict[bytes, bytes]:
