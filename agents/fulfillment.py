@@ -32,8 +32,11 @@ from streams.ingest import RejectedInput, read_input
 from streams.observations import PARTITION as OBSERVATIONS_PARTITION
 from streams.observations import encode_observation, observations_topic
 from streams.schema_source import RegistryUnavailable
+from streams.serde import WireDecoder
 from streams.timers import TimerIndex
 from streams.topics import ORDER_STATE_TABLE, ORDER_TIMERS_TABLE
+from streams.version_fence import VersionReader, raise_versions
+from streams.version_fence import header as fence_header
 from tables import order_pipeline
 from tables.order_pipeline import Outputs, PipelineConfig, Record
 from tables.order_runner import KINDS
@@ -73,7 +76,18 @@ class FulfillmentProcessor:
         self.consumer = pipeline.app.consumer
         # Next offset to read, per input partition (the lag metrics read it too).
         self._positions: dict[TP, int] = services.setdefault("positions", {})
-        self.writer = TableWriter(table, services["sink"])
+        # At-least-once: the version fence (streams/version_fence.py). Per partition fenced
+        # since the assignment, the states offset its changelog records carry as a header.
+        self.fence: VersionReader | None = None
+        self._states_from: dict[int, int] = {}
+        self._fence_headers: dict[int, list[tuple[str, bytes]]] = {}
+        if pipeline.settings.processing_guarantee != "exactly_once":
+            self.fence = VersionReader(
+                pipeline.settings.bootstrap_servers, table.changelog_topic.get_topic_name(),
+                names.fulfillment_states, WireDecoder.for_record(
+                    services["schema_source"], "FulfillmentState").decode)
+        self.writer = TableWriter(table, services["sink"], headers_for=(
+            self._changelog_headers if self.fence is not None else None))
         self.timers = timers
         self.census = CensusStore(timers.table, timers.writer, table)
         self.latency: Histogram = services.setdefault("latency", Histogram(LATENCY_BUCKETS_MS))
@@ -123,6 +137,10 @@ class FulfillmentProcessor:
         self.counters["events_held"] = self.counters.get("events_held", 0) + len(events)
 
     async def process(self, events: Sequence[EventT]) -> None:
+        if self.fence is not None:
+            unfenced = {e.message.partition for e in events} - self._states_from.keys()
+            if unfenced and all(self.owns(event) for event in events):
+                await self._raise_emitted_versions(sorted(unfenced))
         if not all(self.owns(event) for event in events):
             stale = [event for event in events if not self.owns(event)]
             self.hold(stale)
@@ -200,6 +218,49 @@ class FulfillmentProcessor:
     def _start_batch(self) -> None:
         self._now_ms = time.time_ns() // 1_000_000
         self._trace = log.isEnabledFor(logging.DEBUG)
+        if self.fence is not None:
+            # Below every state this batch emits: acknowledged states are below the rest.
+            acked = self.sink.acked
+            topic = self.names.fulfillment_states
+            self._fence_headers = {
+                p: fence_header(max(start, acked.get((topic, p), -1) + 1))
+                for p, start in self._states_from.items()}
+
+    def _changelog_headers(self, partition: int) -> list[tuple[str, bytes]]:
+        headers = self._fence_headers.get(partition)
+        # A partition not fenced yet (cannot happen: fenced before its first write) would
+        # send its successor to the start of the states: slow, never wrong.
+        return headers if headers is not None else fence_header(0)
+
+    async def _raise_emitted_versions(self, partitions: list[int]) -> None:
+        """Fence newly assigned partitions (streams/version_fence.py): raise each order's
+        version past what a crashed predecessor emitted beyond the restored table."""
+        assert self.fence is not None
+        started = time.monotonic()
+        generation = self.app.consumer_generation_id
+        found = await asyncio.to_thread(self.fence.read, partitions)
+        if generation != self.app.consumer_generation_id or not self.app.flow_control.is_active():
+            return  # rebalanced meanwhile: the partitions' owner (maybe us again) fences anew
+        batch: KeyedBatch[Record] = KeyedBatch(self.table, self.writer)
+        raised = 0
+        for partition, emitted in found.items():
+            event = PartitionEvent(partition)
+            for key, version in emitted.versions.items():
+                record = batch.get(key, event)  # type: ignore[arg-type]
+                if record is None:  # its first record was lost too: keep the version alone
+                    record = order_pipeline.new_record(key.decode())
+                if raise_versions(record, version):
+                    batch.put(key, record, event)  # type: ignore[arg-type]
+                    raised += 1
+            self._states_from[partition] = emitted.end
+            self._fence_headers[partition] = fence_header(emitted.end)
+        batch.flush()
+        self.counters["versions_raised"] = self.counters.get("versions_raised", 0) + raised
+        log.log(logging.WARNING if raised else logging.INFO,
+                "version fence: %d orders' versions raised past states already emitted",
+                raised, extra={"partitions": partitions,
+                               "states_read": {p: f.end - f.read_from for p, f in found.items()},
+                               "elapsed_ms": round((time.monotonic() - started) * 1000)})
 
     def _finish(self, batch: KeyedBatch[Record]) -> None:
         batch.flush()
@@ -253,6 +314,8 @@ class FulfillmentProcessor:
 
     def forget_positions(self) -> None:
         self._positions.clear()
+        self._states_from.clear()  # a partition regained is fenced again
+        self._fence_headers.clear()
 
     def _idle_inputs(self, partition: int) -> frozenset[str]:
         """Input kinds of `partition` read to their end (their time must not hold the clock

@@ -46,10 +46,12 @@ json_loads = orjson.loads
 class TableWriter:
     """Write table keys to their partition's RocksDB store and changelog (via the sink)."""
 
-    def __init__(self, table: TableT, sink: OutputSink) -> None:
+    def __init__(self, table: TableT, sink: OutputSink, *,
+                 headers_for: Callable[[int], list[tuple[str, bytes]]] | None = None) -> None:
         self.table = table
         self.sink = sink
         self.topic = table.changelog_topic.get_topic_name()
+        self.headers_for = headers_for  # partition -> headers of its changelog records
 
     def put(self, key: bytes, value: bytes | None, event: EventT) -> None:
         """Set (or, with None, delete) `key` in the partition of `event`."""
@@ -61,7 +63,11 @@ class TableWriter:
             db.delete(key)
         else:
             db.put(key, value)
-        self.sink.produce(self.topic, key, value, partition=partition)
+        if self.headers_for is None:
+            self.sink.produce(self.topic, key, value, partition=partition)
+        else:
+            self.sink.produce(self.topic, key, value, self.headers_for(partition),
+                              partition=partition)
 
     def checkpoint(self) -> None:
         """Record acknowledged changelog offsets in the store, as Faust does after a send."""

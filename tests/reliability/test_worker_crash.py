@@ -113,18 +113,12 @@ def test_exactly_once_emits_each_state_once(crashed_twice: Settings) -> None:
     assert duplicates == 0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "FulfillmentState.version numbers state changes in processing order, and a worker that "
-    "restarts after kill -9 re-reads the uncommitted input with a different interleaving of "
-    "the four input topics and different batch cuts than its predecessor, so it re-emits an "
-    "(order_id, version) already emitted with different content (caused_by_event_id, "
-    "fee_amount, reconciled, settlement_ids, lines...): the version does not identify a "
-    "state, a consumer dropping versions it has seen keeps stale content (README: 'derived "
-    "records carry an order version ... so a duplicate after a crash is detectable'). "
-    "Depends on where the kills land: 6 crash runs of 9 showed it here, hence not strict"))
 def test_crash_duplicates_are_exact_repeats(crashed_twice: Settings) -> None:
     """What a crash re-emits repeats an (order_id, version) with the same content, versions
-    have no gap, and the highest version is the table's state."""
+    have no gap, and the highest version is the table's state. A restarted worker reads the
+    uncommitted input with other batch cuts than the killed one; the version fence
+    (streams/version_fence.py) moves its versions past the states the killed worker emitted
+    whose table writes were lost, so it never emits a used version with other content."""
     settings = crashed_twice
     if settings.processing_guarantee == "exactly_once":
         pytest.skip("exactly-once has no duplicates at all (the previous test)")
