@@ -15,6 +15,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are docstrings wrapped at 100 columns: Markdown reflows their paragraphs to
+    # the terminal instead of keeping each source line break (ragged text at 80 columns).
+    rich_markup_mode="markdown",
 )
 app.add_typer(broker.app, name="broker")
 app.add_typer(config.app, name="config")
