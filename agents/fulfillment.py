@@ -82,10 +82,13 @@ class FulfillmentProcessor:
         self._states_from: dict[int, int] = {}
         self._fence_headers: dict[int, list[tuple[str, bytes]]] = {}
         if pipeline.settings.processing_guarantee != "exactly_once":
+            states = WireDecoder.for_record(services["schema_source"], "FulfillmentState")
+            schema_id = services["encoders"][names.fulfillment_states].schema_id
+            if schema_id is not None:  # what we write: readable during a registry outage
+                states.prefetch(schema_id)
             self.fence = VersionReader(
                 pipeline.settings.bootstrap_servers, table.changelog_topic.get_topic_name(),
-                names.fulfillment_states, WireDecoder.for_record(
-                    services["schema_source"], "FulfillmentState").decode)
+                names.fulfillment_states, states.decode)
         self.writer = TableWriter(table, services["sink"], headers_for=(
             self._changelog_headers if self.fence is not None else None))
         self.timers = timers
@@ -238,7 +241,16 @@ class FulfillmentProcessor:
         assert self.fence is not None
         started = time.monotonic()
         generation = self.app.consumer_generation_id
-        found = await asyncio.to_thread(self.fence.read, partitions)
+        try:
+            found = await asyncio.to_thread(self.fence.read, partitions)
+        except Exception:
+            # Never stop the stream for it: go on unfenced (after a crash a version may then
+            # repeat with other content) and let the changelog headers send the next owner
+            # to the start of the states, until our own states are acknowledged.
+            log.exception("version fence failed; versions not raised",
+                          extra={"partitions": partitions})
+            self._states_from.update(dict.fromkeys(partitions, 0))
+            return
         if generation != self.app.consumer_generation_id or not self.app.flow_control.is_active():
             return  # rebalanced meanwhile: the partitions' owner (maybe us again) fences anew
         batch: KeyedBatch[Record] = KeyedBatch(self.table, self.writer)

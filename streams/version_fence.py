@@ -29,8 +29,6 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-log = logging.getLogger(__name__)
-
 HEADER = "fstreams-states-from"
 _TIMEOUT_S = 10.0
 
