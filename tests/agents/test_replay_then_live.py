@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,12 @@ def test_replay_then_live_equals_all_live_and_the_oracle(
     # with the in-process one).
     produce(replayed, first)
     names_b = TopicNames.with_prefix(replayed.topic_prefix)
+    # Delivered means acknowledged; the end offsets a metadata request reports (what the
+    # replay reads up to) can trail the acknowledgement briefly on a loaded broker.
+    deadline = time.monotonic() + 30
+    while sum(end_offsets(replayed.bootstrap_servers, names_b.inputs).values()) < len(first):
+        assert time.monotonic() < deadline, "the produced input never showed in end offsets"
+        time.sleep(0.1)
     replayer = Replayer(replayed, jobs=2)
     try:
         summary = replayer.run(ReplayPlan(start="beginning", rebuild=True))
