@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from tests.agents.conftest import StartWorker
 from tests.agents.oracle import live_records, oracle_records, verdicts
 from tests.agents.test_fulfillment_pipeline import emitted_states
 from tests.kafka_helpers import committed_offsets, end_offsets, wait_for_zero_lag
+from tests.reliability.support import input_progress, wait_for
 
 pytestmark = pytest.mark.broker
 def test_replay_then_live_equals_all_live_and_the_oracle(
@@ -48,10 +48,8 @@ def test_replay_then_live_equals_all_live_and_the_oracle(
     names_b = TopicNames.with_prefix(replayed.topic_prefix)
     # Delivered means acknowledged; the end offsets a metadata request reports (what the
     # replay reads up to) can trail the acknowledgement briefly on a loaded broker.
-    deadline = time.monotonic() + 30
-    while sum(end_offsets(replayed.bootstrap_servers, names_b.inputs).values()) < len(first):
-        assert time.monotonic() < deadline, "the produced input never showed in end offsets"
-        time.sleep(0.1)
+    wait_for("every produced record in the end offsets",
+             lambda: input_progress(replayed)[1] == len(first), timeout=30)
     replayer = Replayer(replayed, jobs=2)
     try:
         summary = replayer.run(ReplayPlan(start="beginning", rebuild=True))
