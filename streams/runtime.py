@@ -6,7 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from streams import logs, offset_guard
+from streams import gc_tuning, logs, offset_guard
 from streams.app import Pipeline, create_app
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
@@ -50,6 +50,7 @@ def run_worker(settings: Settings) -> None:
     if created:
         log.info("created topics", extra={"topics": ",".join(created)})
     pipeline = build_pipeline(settings)
+    gc_tuning.set_young_threshold(settings.gc_young_threshold)
     log.info("worker starting", extra={"worker_id": settings.worker_id,
                                        "bootstrap": settings.bootstrap_servers,
                                        "web": f"{settings.web_url}/"})

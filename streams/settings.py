@@ -74,6 +74,10 @@ class Settings(BaseSettings):
                                            "(one filling while one flushes)")
     malloc_arenas: int = Field(2, ge=0, description="glibc malloc arenas shared by the "
                                "worker's threads (0: glibc's default, up to 8 per core)")
+    gc_young_threshold: int = Field(
+        50_000, ge=0, description="net container allocations between two collections of "
+        "Python's youngest GC generation (0: Python's default of 700, which costs the "
+        "worker ~17% more CPU per event; see streams/gc_tuning.py)")
     group_static_membership: bool = Field(
         True, description="join the consumer group under the worker id (group.instance.id): "
         "a worker restarted after a crash takes its partitions back without waiting out its "
