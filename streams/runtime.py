@@ -6,7 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from streams import gc_tuning, logs, offset_guard
+from streams import fetch_wait, gc_tuning, logs, offset_guard
 from streams.app import Pipeline, create_app
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
@@ -24,6 +24,7 @@ def build_pipeline(settings: Settings, **app_overrides: object) -> Pipeline:
     register_all(pipeline)
     register_web(pipeline)
     offset_guard.install(pipeline.app)
+    fetch_wait.install(pipeline.app, settings.consumer_fetch_wait_ms)
     return pipeline
 
 

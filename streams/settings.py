@@ -74,6 +74,10 @@ class Settings(BaseSettings):
                                            "(one filling while one flushes)")
     malloc_arenas: int = Field(2, ge=0, description="glibc malloc arenas shared by the "
                                "worker's threads (0: glibc's default, up to 8 per core)")
+    consumer_fetch_wait_ms: int = Field(
+        100, ge=1, description="longest the broker holds a fetch of the worker's inputs "
+        "open waiting for data (Faust's own is 1,500 ms: a record on a busy partition could "
+        "wait that long behind a fetch of quiet ones; see streams/fetch_wait.py)")
     gc_young_threshold: int = Field(
         50_000, ge=0, description="net container allocations between two collections of "
         "Python's youngest GC generation (0: Python's default of 700, which costs the "
