@@ -23,11 +23,13 @@ after the record's own timestamp.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
+
+from streams.topic_reader import read_ranges
 
 HEADER = "fstreams-states-from"
 _TIMEOUT_S = 10.0
@@ -94,16 +96,17 @@ class VersionReader:
         states = {p: _watermarks(consumer, self.states, p) for p in partitions}
         changelog = {p: _watermarks(consumer, self.changelog, p) for p in partitions}
         # The last record of each partition's changelog: where unrecorded states may start.
-        last = {message.partition(): message for message in _read_ranges(
+        last = {message.partition(): message for message in read_ranges(
             consumer, self.changelog,
-            {p: (high - 1, high) for p, (low, high) in changelog.items() if high > low})}
+            {p: (high - 1, high) for p, (low, high) in changelog.items() if high > low},
+            timeout_s=_TIMEOUT_S)}
         starts = {}
         for p in partitions:
             low, end = states[p]
             starts[p] = max(low, self._states_from(consumer, p, last.get(p), end))
         versions: dict[int, dict[bytes, int]] = {p: {} for p in partitions}
         ranges = {p: (starts[p], states[p][1]) for p in partitions if starts[p] < states[p][1]}
-        for message in _read_ranges(consumer, self.states, ranges):
+        for message in read_ranges(consumer, self.states, ranges, timeout_s=_TIMEOUT_S):
             key, value = message.key(), message.value()
             if key is None or value is None:
                 continue
@@ -133,35 +136,3 @@ def _watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, in
     low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
                                                timeout=_TIMEOUT_S)
     return low, high
-
-
-def _read_ranges(consumer: Consumer, topic: str,
-                 ranges: dict[int, tuple[int, int]]) -> Iterator[Any]:
-    """Messages of `topic` in [start, end) per partition, read together; a partition is done
-    at its end offset or at its end of log (its last offsets may be transaction markers)."""
-    if not ranges:
-        return
-    consumer.assign([TopicPartition(topic, p, start) for p, (start, _) in ranges.items()])
-    pending = set(ranges)
-    try:
-        while pending:
-            message = consumer.poll(_TIMEOUT_S)
-            if message is None:
-                raise TimeoutError(f"{topic}: nothing read in {_TIMEOUT_S}s; partitions "
-                                   f"still to read up to their offsets: {ranges}")
-            partition = message.partition()
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(f"{topic}[{partition}]: {error.str()}")
-                pending.discard(partition)
-                continue
-            if partition not in pending:
-                continue
-            end = ranges[partition][1]
-            if message.offset() < end:
-                yield message
-            if message.offset() >= end - 1:
-                pending.discard(partition)
-    finally:
-        consumer.unassign()
