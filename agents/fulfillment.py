@@ -222,12 +222,16 @@ class FulfillmentProcessor:
         self._now_ms = time.time_ns() // 1_000_000
         self._trace = log.isEnabledFor(logging.DEBUG)
         if self.fence is not None:
-            # Below every state this batch emits: acknowledged states are below the rest.
-            acked = self.sink.acked
-            topic = self.names.fulfillment_states
-            self._fence_headers = {
-                p: fence_header(max(start, acked.get((topic, p), -1) + 1))
-                for p, start in self._states_from.items()}
+            self._refresh_fence_headers()
+
+    def _refresh_fence_headers(self) -> None:
+        """Per fenced partition, the header its changelog records carry from now on: an
+        offset below every state emitted from now on (acknowledged states are below the
+        rest; none of ours before the fence's end of the states)."""
+        acked = self.sink.acked
+        topic = self.names.fulfillment_states
+        self._fence_headers = {p: fence_header(max(start, acked.get((topic, p), -1) + 1))
+                               for p, start in self._states_from.items()}
 
     def _changelog_headers(self, partition: int) -> list[tuple[str, bytes]]:
         headers = self._fence_headers.get(partition)
@@ -265,7 +269,7 @@ class FulfillmentProcessor:
                     batch.put(key, record, event)  # type: ignore[arg-type]
                     raised += 1
             self._states_from[partition] = emitted.end
-            self._fence_headers[partition] = fence_header(emitted.end)
+        self._refresh_fence_headers()
         batch.flush()
         self.counters["versions_raised"] = self.counters.get("versions_raised", 0) + raised
         log.log(logging.WARNING if raised else logging.INFO,

@@ -63,11 +63,8 @@ class TableWriter:
             db.delete(key)
         else:
             db.put(key, value)
-        if self.headers_for is None:
-            self.sink.produce(self.topic, key, value, partition=partition)
-        else:
-            self.sink.produce(self.topic, key, value, self.headers_for(partition),
-                              partition=partition)
+        headers = None if self.headers_for is None else self.headers_for(partition)
+        self.sink.produce(self.topic, key, value, headers, partition=partition)
 
     def checkpoint(self) -> None:
         """Record acknowledged changelog offsets in the store, as Faust does after a send."""

@@ -32,7 +32,7 @@ class RecordingSink:
         self.produced: list[tuple[str, bytes | None, bytes | None, int]] = []
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
-                partition: int = -1) -> None:
+                headers: list[tuple[str, bytes]] | None = None, partition: int = -1) -> None:
         self.produced.append((topic, key, value, partition))
 
 
