@@ -85,10 +85,8 @@ class TransactionalSink(OutputSink):
         super().forget_acked()
         self._committed_acked = {}
 
-    def produce(self, topic: str, key: bytes | None, value: bytes | None,
-                headers: list[tuple[str, bytes]] | None = None,
-                partition: int = -1) -> None:
-        super().produce(topic, key, value, headers, partition)
+    def _send(self, *args: Any) -> None:
+        super()._send(*args)
         self.uncommitted += 1
 
     def commit(self, offsets: Mapping[TP, int], timeout_s: float = 30.0) -> None:

@@ -7,11 +7,22 @@ we hand it bytes and poll delivery reports once per batch.
 At-least-once: `OffsetGuard` is a Faust sensor whose `on_commit_initiated` runs before Faust
 commits consumer offsets; it flushes this producer and refuses the commit (raises) if any
 output was not acknowledged, so an offset is never committed ahead of the outputs it caused.
+
+Ordering across partitions: librdkafka keeps order within a partition only; a batch's table
+changelog record can reach the broker before the outputs produced ahead of it (another
+partition, whose batch was still lingering). Killed in between, a worker leaves a table that
+says "state v1 emitted, alert fired" while neither is on its topic; the successor restores
+that table, reads the uncommitted input again, folds nothing new and never emits them.
+`produce_after_outputs` closes that hole: the record is handed to librdkafka only once
+everything produced before it is acknowledged.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -46,8 +57,26 @@ class OutputSink:
         self.delivered = 0
         # Highest acknowledged offset per (topic, partition): table writers checkpoint it.
         self.acked: dict[tuple[str, int], int] = {}
+        # Every record has a sequence number, in call order; `_settled_below` is the lowest
+        # one whose delivery report has not arrived (reports arrive out of order across
+        # partitions, hence the set of those settled above it).
+        self._issued = 0
+        self._settled_below = 0
+        self._settled_above: set[int] = set()
+        # Records of `produce_after_outputs` waiting for every lower number to settle.
+        self._held: deque[tuple[int, tuple[Any, ...]]] = deque()
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+    def _on_delivery(self, seq: int, then: Callable[[], None] | None,
+                     err: KafkaError | None, msg: Message) -> None:
+        # A failure settles its record too (the sink must not wedge); flush() raises it.
+        if seq == self._settled_below:
+            self._settled_below += 1
+            above = self._settled_above
+            while self._settled_below in above:
+                above.remove(self._settled_below)
+                self._settled_below += 1
+        else:
+            self._settled_above.add(seq)
         if err is not None:
             self._failed.append(f"{msg.topic()}: {err.str()}")
         else:
@@ -56,6 +85,8 @@ class OutputSink:
             offset = msg.offset()
             if offset > self.acked.get(tp, -1):
                 self.acked[tp] = offset
+            if then is not None:
+                then()
 
     @property
     def checkpointable(self) -> dict[tuple[str, int], int]:
@@ -71,24 +102,64 @@ class OutputSink:
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
                 headers: list[tuple[str, bytes]] | None = None,
-                partition: int = -1) -> None:
-        """Queue one record; `partition` -1 lets the (murmur2) partitioner choose."""
+                partition: int = -1, then: Callable[[], None] | None = None) -> None:
+        """Queue one record; `partition` -1 lets the (murmur2) partitioner choose. `then`
+        runs once Kafka has acknowledged it (in `poll` or `flush`, never on failure)."""
+        seq = self._issued
+        self._issued += 1
+        self._send(seq, topic, key, value, headers, partition, then)
+
+    def produce_after_outputs(self, topic: str, key: bytes | None, value: bytes | None,
+                              headers: list[tuple[str, bytes]] | None = None,
+                              partition: int = -1,
+                              then: Callable[[], None] | None = None) -> None:
+        """Like `produce`, but the record is handed to librdkafka only once every record
+        queued before this call is acknowledged (held here until then; `poll` and `flush`
+        release held records in call order)."""
+        seq = self._issued
+        self._issued += 1
+        if not self._held and self._settled_below >= seq:
+            self._send(seq, topic, key, value, headers, partition, then)
+        else:
+            self._held.append((seq, (topic, key, value, headers, partition, then)))
+
+    def _send(self, seq: int, topic: str, key: bytes | None, value: bytes | None,
+              headers: list[tuple[str, bytes]] | None, partition: int,
+              then: Callable[[], None] | None) -> None:
+        on_delivery = partial(self._on_delivery, seq, then)
         try:
             self._producer.produce(topic, value, key, partition, headers=headers,
-                                   on_delivery=self._on_delivery)
+                                   on_delivery=on_delivery)
         except BufferError:
             # Local queue full: serve delivery reports until there is room (back-pressure).
             self._producer.flush(5.0)
             self._producer.produce(topic, value, key, partition, headers=headers,
-                                   on_delivery=self._on_delivery)
+                                   on_delivery=on_delivery)
         self.produced += 1
 
+    @property
+    def held(self) -> int:
+        """Records waiting in `produce_after_outputs` for earlier outputs' acknowledgements."""
+        return len(self._held)
+
+    def _release(self) -> None:
+        held = self._held
+        while held and self._settled_below >= held[0][0]:
+            seq, args = held.popleft()
+            self._send(seq, *args)
+
     def poll(self) -> None:
-        """Serve delivery callbacks without blocking; call once per batch."""
+        """Serve delivery callbacks without blocking and release what they unblock; call once
+        per batch."""
         self._producer.poll(0)
+        if self._held:
+            self._release()
 
     def flush(self, timeout: float = 30.0) -> None:
         remaining = self._producer.flush(timeout)
+        while self._held and not remaining and not self._failed:
+            self._release()  # everything produced is settled: all of it goes
+            remaining = self._producer.flush(timeout)
         if self._failed:
             failed, self._failed = self._failed, []
             raise OutputNotDelivered(f"{len(failed)} outputs failed, first: {failed[0]}")
