@@ -89,8 +89,11 @@ class FulfillmentProcessor:
             self.fence = VersionReader(
                 pipeline.settings.bootstrap_servers, table.changelog_topic.get_topic_name(),
                 names.fulfillment_states, states.decode)
+        # At-least-once: a batch's records land after its outputs (TableWriter), so a crash
+        # never leaves a table that says a state or alert went out when it did not.
         self.writer = TableWriter(table, services["sink"], headers_for=(
-            self._changelog_headers if self.fence is not None else None))
+            self._changelog_headers if self.fence is not None else None),
+            after_outputs=self.fence is not None)
         self.timers = timers
         self.census = CensusStore(timers.table, timers.writer, table)
         self.latency: Histogram = services.setdefault("latency", Histogram(LATENCY_BUCKETS_MS))
@@ -412,8 +415,10 @@ def register(pipeline: Pipeline) -> None:
     app, settings, names = pipeline.app, pipeline.settings, pipeline.names
     table = pipeline.bytes_table(ORDER_STATE_TABLE, help="per-order record")
     timer_table = pipeline.bytes_table(ORDER_TIMERS_TABLE, help="stream-time timers")
-    timers = TimerIndex(timer_table, TableWriter(timer_table, pipeline.services["sink"]),
-                        KINDS, settings.allowed_lateness_ms)
+    timers = TimerIndex(timer_table, TableWriter(
+        timer_table, pipeline.services["sink"],
+        after_outputs=settings.processing_guarantee != "exactly_once"),
+        KINDS, settings.allowed_lateness_ms)
     pipeline.services["order_table"] = table
     processor = FulfillmentProcessor(pipeline, table, timers, PipelineConfig(
         closed_order_retention_ms=settings.closed_order_retention_ms))

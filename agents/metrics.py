@@ -56,10 +56,12 @@ class WindowFolder:
     """A batch of observations -> window aggregates; closed windows -> WindowedMetric."""
 
     def __init__(self, pipeline: Pipeline, windows: TableT, timers: TimerIndex,
-                 grace: int) -> None:
+                 grace: int, *, after_outputs: bool = True) -> None:
         services = pipeline.services
         self.windows = windows
-        self.writer = TableWriter(windows, services["sink"])
+        # A closed window's tombstone must not land before its WindowedMetric (see
+        # streams/sink.py): killed in between, the metric would never be emitted.
+        self.writer = TableWriter(windows, services["sink"], after_outputs=after_outputs)
         self.timers = timers
         self.grace = grace
         self.sink = services["sink"]
@@ -145,8 +147,11 @@ def register(pipeline: Pipeline) -> None:
                         help="open metric windows")
     timer_table = app.Table(WINDOW_TIMERS_TABLE, key_type=bytes, value_type=bytes,
                             partitions=1, help="metric window close times")
-    timers = TimerIndex(timer_table, TableWriter(timer_table, sink), (OBSERVATIONS,), 0)
-    folder = WindowFolder(pipeline, windows, timers, grace_ms())
+    # Exactly-once commits the records with their outputs: nothing to order.
+    after_outputs = settings.processing_guarantee != "exactly_once"
+    timers = TimerIndex(timer_table, TableWriter(timer_table, sink, after_outputs=after_outputs),
+                        (OBSERVATIONS,), 0)
+    folder = WindowFolder(pipeline, windows, timers, grace_ms(), after_outputs=after_outputs)
     pipeline.services["metric_windows_table"] = windows
 
     @app.on_partitions_revoked.connect

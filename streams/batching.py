@@ -11,13 +11,16 @@ batch instead of one per event.
 of Faust's producer buffer, which sends (and awaits) one message at a time and stalls the
 stream with "producer buffer full" under load. The guarantees stay Faust's: the sink is flushed
 before offsets are committed (`OffsetGuard`), and the acknowledged changelog offsets are
-checkpointed into the store as Faust does, so a restart recovers only what it lacks.
+checkpointed into the store as Faust does, so a restart recovers only what it lacks. With
+`after_outputs`, a changelog record goes out only once the outputs produced before it are
+acknowledged (see streams/sink.py for the crash it prevents under at-least-once).
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -29,6 +32,7 @@ from streams.sink import OutputSink
 S = TypeVar("S")
 
 _DELETED = object()
+NOT_PENDING = object()  # TableWriter.unacked_value: no write of the key awaits its ack
 
 
 def enter_event(event: EventT) -> None:
@@ -44,18 +48,53 @@ json_loads = orjson.loads
 
 
 class TableWriter:
-    """Write table keys to their partition's RocksDB store and changelog (via the sink)."""
+    """Write table keys to their partition's RocksDB store and changelog (via the sink).
+
+    With `after_outputs` (at-least-once), a write is kept in memory (`unacked`, which reads
+    consult first) and reaches RocksDB only once Kafka acknowledged its changelog record, and
+    that record goes out only after the outputs produced before it. So the local store is
+    always a prefix of the changelog, and the changelog of what went out: a worker killed
+    with -9 restarts on its RocksDB (plus the changelog's tail) without a record that claims
+    a state or an alert its successor will never see. Without it (exactly-once, whose local
+    store is only trusted after a clean stop) RocksDB is written at once.
+    """
 
     def __init__(self, table: TableT, sink: OutputSink, *,
-                 headers_for: Callable[[int], list[tuple[str, bytes]]] | None = None) -> None:
+                 headers_for: Callable[[int], list[tuple[str, bytes]]] | None = None,
+                 after_outputs: bool = False) -> None:
         self.table = table
         self.sink = sink
         self.topic = table.changelog_topic.get_topic_name()
         self.headers_for = headers_for  # partition -> headers of its changelog records
+        self.after_outputs = after_outputs
+        # partition -> key -> (write number, value or None): the newest write of each key
+        # whose changelog record is not acknowledged yet.
+        self.unacked: dict[int, dict[bytes, tuple[int, bytes | None]]] = {}
+        self._writes = 0
 
     def put(self, key: bytes, value: bytes | None, event: EventT) -> None:
         """Set (or, with None, delete) `key` in the partition of `event`."""
         partition = event.message.partition
+        headers = None if self.headers_for is None else self.headers_for(partition)
+        if self.after_outputs:
+            self._writes += 1
+            self.unacked.setdefault(partition, {})[key] = (self._writes, value)
+            self.sink.produce_after_outputs(self.topic, key, value, headers, partition, partial(
+                self._store, partition, key, value, self._writes))
+            return
+        self._store(partition, key, value)
+        self.sink.produce(self.topic, key, value, headers, partition)
+
+    def unacked_value(self, partition: int, key: bytes) -> bytes | object | None:
+        """The newest unacknowledged write of `key` (None: a delete), or `NOT_PENDING`."""
+        pending = self.unacked.get(partition)
+        if not pending:
+            return NOT_PENDING
+        entry = pending.get(key)
+        return NOT_PENDING if entry is None else entry[1]
+
+    def _store(self, partition: int, key: bytes, value: bytes | None,
+               write: int | None = None) -> None:
         # Straight to the partition's database: Faust's store would find it from the current
         # event, and its delete looks for the key in every partition's database first.
         db = self.table.data._db_for_partition(partition)
@@ -63,8 +102,10 @@ class TableWriter:
             db.delete(key)
         else:
             db.put(key, value)
-        headers = None if self.headers_for is None else self.headers_for(partition)
-        self.sink.produce(self.topic, key, value, headers, partition=partition)
+        if write is not None:  # acknowledged: RocksDB has it now, unless a newer write waits
+            pending = self.unacked[partition]
+            if pending[key][0] == write:
+                del pending[key]
 
     def checkpoint(self) -> None:
         """Record acknowledged changelog offsets in the store, as Faust does after a send."""
@@ -92,8 +133,13 @@ class KeyedBatch(Generic[S]):
         if pending is not None:
             value = pending[0]
             return None if value is _DELETED else value
+        partition = event.message.partition
+        if self.writer is not None and self.writer.unacked:
+            unacked = self.writer.unacked_value(partition, key)
+            if unacked is not NOT_PENDING:
+                return None if unacked is None else self.loads(unacked)  # type: ignore[arg-type]
         # The partition's database directly (what Faust's table.get ends in, minus its layers).
-        raw = self.table.data._db_for_partition(event.message.partition).get(key)
+        raw = self.table.data._db_for_partition(partition).get(key)
         return None if raw is None else self.loads(raw)
 
     def put(self, key: bytes, state: S, event: EventT) -> None:

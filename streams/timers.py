@@ -87,12 +87,18 @@ class TimerIndex:
         db = store._db_for_partition(partition)  # the partition's RocksDB, keys sorted
         bound = b"%013d}" % now_ms  # '}' sorts after '|': every timer due at or before now
         due: list[bytes] = []
+        # Writes not acknowledged yet are not in RocksDB (streams/batching.py): they decide.
+        unacked = self.writer.unacked.get(partition) or {}
         # Streams keys from RocksDB in sorted order, from the floor (see __init__) if known.
         for raw in db.keys(from_key=self._floor.get(partition)):
             if raw >= bound:
                 break
-            if raw[:1].isdigit():
+            if raw[:1].isdigit() and raw not in unacked:
                 due.append(raw)
+        if unacked:
+            due.extend(raw for raw, (_, value) in unacked.items()
+                       if value is not None and raw < bound and raw[:1].isdigit())
+            due.sort()
         for raw in due:
             self.writer.put(raw, None, event)
         floor = self._floor.get(partition)

@@ -136,7 +136,9 @@ def assert_duplicates_detectable(settings: Settings, live: dict[str, dict[str, A
                                     f"content (first, again): {differs}")
         versions = [state["version"] for state in states]
         if sorted(by_version) != list(range(1, max(by_version) + 1)):
-            problems.append(f"{order_id}: version gap, emitted in this order: {versions}")
+            problems.append(f"{order_id}: version gap, emitted in this order: {versions}; "
+                            f"changelog writes (offset, version): "
+                            f"{changelog_history(settings, order_id)}")
         last = by_version[max(by_version)]
         if fulfillment.canonical_view(last) != live[order_id]["state"]:
             problems.append(f"{order_id}: last version {max(by_version)} is not the table's")

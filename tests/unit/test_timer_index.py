@@ -18,6 +18,7 @@ class DirectWriter:
     def __init__(self, db: rocksdict.Rdict) -> None:
         self.db = db
         self.deleted = 0
+        self.unacked: dict[int, dict[bytes, Any]] = {}  # every write lands at once here
 
     def put(self, key: bytes, value: bytes | None, event: Any) -> None:
         if value is None:
@@ -58,3 +59,46 @@ def test_a_regained_partition_scans_from_its_first_key(tmp_path: Path) -> None:
     writer.db.put(timer_key(100, b"restored"), b"")  # written by recovery meanwhile
     timers.forget_partitions()
     assert timers.pop_due(0, 600, EVENT) == [b"restored"]
+
+
+class HeldAcks:
+    """The sink's side of an at-least-once TableWriter: changelog records are acknowledged
+    only when the test says so (what a slow broker round trip looks like to the agent)."""
+
+    def __init__(self) -> None:
+        self.waiting: list[Any] = []
+
+    def produce_after_outputs(self, topic: str, key: bytes, value: bytes | None,
+                              headers: Any, partition: int, then: Any) -> None:
+        self.waiting.append(then)
+
+    def ack_all(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for then in waiting:
+            then()
+
+
+def test_timers_written_but_not_acknowledged_fire_the_same(tmp_path: Path) -> None:
+    """With TableWriter(after_outputs=True) a timer is in RocksDB only once its changelog
+    record is acknowledged; until then the index reads the writer's unacknowledged writes."""
+    from streams.batching import TableWriter
+
+    db = rocksdict.Rdict(str(tmp_path / "timers"), options=rocksdict.Options(raw_mode=True))
+    table = SimpleNamespace(data=SimpleNamespace(_db_for_partition=lambda partition: db),
+                            changelog_topic=SimpleNamespace(get_topic_name=lambda: "timers"))
+    sink = HeldAcks()
+    writer = TableWriter(table, sink, after_outputs=True)  # type: ignore[arg-type]
+    timers = TimerIndex(table, writer, ("orders",), 0)  # type: ignore[arg-type]
+    for n in range(10):
+        timers.move(b"o%d" % n, None, 1_000 + n, EVENT)
+    assert list(db.keys()) == []  # nothing acknowledged: RocksDB untouched
+    assert timers.pop_due(0, 1_004, EVENT) == [b"o%d" % n for n in range(5)]
+    timers.move(b"o7", 1_007, None, EVENT)  # cancelled before its add was acknowledged
+    sink.ack_all()
+    assert writer.unacked == {0: {}}
+    assert list(db.keys()) == [timer_key(1_000 + n, b"o%d" % n) for n in (5, 6, 8, 9)]
+    timers.move(b"o9", 1_009, 900, EVENT)  # pending again: due below the floor
+    assert timers.pop_due(0, 1_008, EVENT) == [b"o9", b"o5", b"o6", b"o8"]
+    sink.ack_all()
+    assert timers.pop_due(0, 10_000, EVENT) == []
+    assert list(db.keys()) == []
