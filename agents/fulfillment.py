@@ -300,23 +300,36 @@ class FulfillmentProcessor:
             for key in pending:
                 record = batch.get(key, event)
                 if record is not None:
-                    self.timers.move(key, record["due"], 0, event)
+                    self.timers.settle(key, 0, [record["due"]], event)
                     record["due"] = 0
                     batch.put(key, record, event)
             self.census.save(partition, event)
             return
-        for key in self.timers.pop_due(partition, now, event):
+        found: dict[bytes, list[int]] = {}  # order key -> due times of its entries found
+        for due_ms, key in self.timers.due(partition, now):
+            found.setdefault(key, []).append(due_ms)
             pending.setdefault(key, None)
         for key, state in pending.items():
             record = batch.get(key, event)
+            popped = found.get(key, [])
             if record is None:  # a timer left by an order that has since expired
+                self.timers.settle(key, None, popped, event)
                 continue
             out: Outputs = order_pipeline.evaluate(record, now, self.config, state, census)
-            self.timers.move(key, out.previous_due, record["due"], event)
             if out.expired:  # closed and quiet for the retention: tombstone it
                 batch.delete(key, event)
+                # Its entries stay until a scan finds them with no record (above): deleted
+                # now, a crash could keep that and lose the tombstone, and nothing would
+                # evaluate the record again.
+                for due_ms in popped:
+                    self.timers.keep(key, due_ms, partition)
                 self.counters["orders_expired"] = self.counters.get("orders_expired", 0) + 1
                 continue
+            # Timers move forward only: a due at or before now (none is expected) is dropped,
+            # as it would fire again at once.
+            due = record["due"] if record["due"] is None or record["due"] > now else None
+            self.timers.settle(key, due, [out.previous_due, *popped], event,
+                               reassert=bool(popped))
             batch.put(key, record, event)
             if out.state is not None:
                 self._emit("state", key, out.state)

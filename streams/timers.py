@@ -13,6 +13,7 @@ land in that partition's store and changelog, like any table write.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from faust.types import EventT, TableT
 
@@ -69,22 +70,59 @@ class TimerIndex:
 
     def move(self, key: bytes, previous_due: int | None, due: int | None,
              event: EventT) -> None:
-        if previous_due == due:
-            return
-        if previous_due is not None:
-            self.writer.put(timer_key(previous_due, key), None, event)
-        if due is not None:
+        """The order's timer moves from `previous_due` to `due` (either None: none)."""
+        self.settle(key, due, [previous_due], event)
+
+    def due(self, partition: int, now_ms: int) -> list[tuple[int, bytes]]:
+        """(due ms, order key) of every timer due at `now_ms` in `partition`, earliest first.
+
+        Nothing is removed here: the caller settles each order's timer after evaluating it
+        (`settle`, `keep`). Deleting first, as `pop_due` does, would let a crash keep the
+        deletion and lose the entry the evaluation added next (the writes of a batch reach
+        the changelog as a prefix): the order would have no timer at all.
+        """
+        found = []
+        for raw in self._scan(partition, now_ms):
+            due_ms, _, key = raw.partition(b"|")
+            found.append((int(due_ms), key))
+        return found
+
+    def settle(self, key: bytes, due: int | None, stale: Iterable[int | None],
+               event: EventT, *, reassert: bool = False) -> None:
+        """The order's timer is now `due` (None: none): its entry is written first, then
+        the `stale` entries that differ are deleted. Whatever prefix of these writes a crash
+        keeps, the order has the entry of its old or of its new due (at worst both: one
+        extra evaluation). `reassert` writes the entry even if `due` is among `stale`: a
+        crash may have lost it while keeping the stale one that brought the order here."""
+        stale_set = {old for old in stale if old is not None}
+        if due is not None and (reassert or due not in stale_set):
             timer = timer_key(due, key)
             self.writer.put(timer, b"", event)
-            partition = event.message.partition
-            floor = self._floor.get(partition)
-            if floor is not None and timer < floor:  # e.g. due 0: "evaluate when time moves"
-                self._floor[partition] = timer
+            self._lower_floor(event.message.partition, timer)
+        for old in sorted(stale_set - {due}):
+            self.writer.put(timer_key(old, key), None, event)
+
+    def keep(self, key: bytes, due: int, partition: int) -> None:
+        """Leave a found entry in place, to be found again by the next scan."""
+        self._lower_floor(partition, timer_key(due, key))
+
+    def _lower_floor(self, partition: int, timer: bytes) -> None:
+        floor = self._floor.get(partition)
+        if floor is not None and timer < floor:  # e.g. due 0: "evaluate when time moves"
+            self._floor[partition] = timer
 
     def pop_due(self, partition: int, now_ms: int, event: EventT) -> list[bytes]:
-        """Order keys whose timer is due at `now_ms` in `partition`; their timers are removed."""
-        store = self.table.data
-        db = store._db_for_partition(partition)  # the partition's RocksDB, keys sorted
+        """Order keys whose timer is due at `now_ms` in `partition`; their timers are removed
+        (for timers whose owner needs no crash-safe hand-over, e.g. metric windows)."""
+        due = self._scan(partition, now_ms)
+        for raw in due:
+            self.writer.put(raw, None, event)
+        return [raw.split(b"|", 1)[1] for raw in due]
+
+    def _scan(self, partition: int, now_ms: int) -> list[bytes]:
+        """Timer keys due at `now_ms`, sorted; every timer below the bound is the caller's to
+        remove, move past now or keep (which lowers the floor again)."""
+        db = self.table.data._db_for_partition(partition)  # the partition's RocksDB, sorted
         bound = b"%013d}" % now_ms  # '}' sorts after '|': every timer due at or before now
         due: list[bytes] = []
         # Writes not acknowledged yet are not in RocksDB (streams/batching.py): they decide.
@@ -99,9 +137,7 @@ class TimerIndex:
             due.extend(raw for raw, (_, value) in unacked.items()
                        if value is not None and raw < bound and raw[:1].isdigit())
             due.sort()
-        for raw in due:
-            self.writer.put(raw, None, event)
         floor = self._floor.get(partition)
         if floor is None or floor < bound:
-            self._floor[partition] = bound  # every timer below it is gone now
-        return [raw.split(b"|", 1)[1] for raw in due]
+            self._floor[partition] = bound
+        return due

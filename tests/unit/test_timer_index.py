@@ -28,10 +28,22 @@ class DirectWriter:
             self.db.put(key, value)
 
 
-def index(tmp_path: Path) -> tuple[TimerIndex, DirectWriter]:
+class LoggingWriter(DirectWriter):
+    """DirectWriter that also keeps the order of its writes."""
+
+    def __init__(self, db: rocksdict.Rdict) -> None:
+        super().__init__(db)
+        self.log: list[tuple[bytes, bytes | None]] = []
+
+    def put(self, key: bytes, value: bytes | None, event: Any) -> None:
+        self.log.append((key, value))
+        super().put(key, value, event)
+
+
+def index(tmp_path: Path) -> tuple[TimerIndex, LoggingWriter]:
     db = rocksdict.Rdict(str(tmp_path / "timers"), options=rocksdict.Options(raw_mode=True))
     table = SimpleNamespace(data=SimpleNamespace(_db_for_partition=lambda partition: db))
-    writer = DirectWriter(db)
+    writer = LoggingWriter(db)
     return TimerIndex(table, writer, ("orders",), 0), writer  # type: ignore[arg-type]
 
 
@@ -102,3 +114,61 @@ def test_timers_written_but_not_acknowledged_fire_the_same(tmp_path: Path) -> No
     sink.ack_all()
     assert timers.pop_due(0, 10_000, EVENT) == []
     assert list(db.keys()) == []
+
+
+def entries(db: rocksdict.Rdict) -> set[bytes]:
+    keys = list(db.keys())  # raw-mode Rdict: iterating the dict itself does not give keys
+    return {bytes(k) for k in keys if bytes(k)[:1].isdigit()}
+
+
+def test_found_timers_stay_until_settled(tmp_path: Path) -> None:
+    timers, writer = index(tmp_path)
+    timers.move(b"a", None, 100, EVENT)
+    timers.move(b"b", None, 200, EVENT)
+    timers.move(b"c", None, 900, EVENT)
+    assert timers.due(0, 500) == [(100, b"a"), (200, b"b")]
+    assert entries(writer.db) == {timer_key(100, b"a"), timer_key(200, b"b"),
+                                  timer_key(900, b"c")}
+    timers.settle(b"a", 700, [100], EVENT, reassert=True)  # moved past now
+    timers.settle(b"b", None, [200], EVENT)  # no timer any more
+    assert entries(writer.db) == {timer_key(700, b"a"), timer_key(900, b"c")}
+    assert timers.due(0, 800) == [(700, b"a")]
+
+
+def test_a_kept_timer_is_found_again(tmp_path: Path) -> None:
+    timers, writer = index(tmp_path)
+    timers.move(b"gone", None, 100, EVENT)
+    assert timers.due(0, 500) == [(100, b"gone")]
+    timers.keep(b"gone", 100, 0)  # its record's tombstone is not written yet
+    assert timers.due(0, 500) == [(100, b"gone")]
+    timers.settle(b"gone", None, [100], EVENT)  # found with no record: deleted
+    assert timers.due(0, 500) == [] and entries(writer.db) == set()
+
+
+def test_reassert_writes_an_entry_a_crash_may_have_lost(tmp_path: Path) -> None:
+    timers, writer = index(tmp_path)
+    timers.settle(b"a", 700, [700, 100], EVENT)
+    assert writer.log == [(timer_key(100, b"a"), None)]  # 700 is there: not written again
+    writer.log.clear()
+    timers.settle(b"a", 700, [700, 100], EVENT, reassert=True)
+    assert writer.log[0] == (timer_key(700, b"a"), b"")
+
+
+def test_every_prefix_of_a_settle_leaves_the_old_or_the_new_entry(tmp_path: Path) -> None:
+    """A crash keeps a prefix of a batch's writes. The record may survive old (due 100) or new
+    (due 700), independently (it is another changelog): each prefix must hold an entry of
+    one of the two dues, so the order is evaluated again and its timer repaired."""
+    timers, writer = index(tmp_path / "live")
+    timers.move(b"a", None, 100, EVENT)
+    assert timers.due(0, 500) == [(100, b"a")]
+    writer.log.clear()
+    timers.settle(b"a", 700, [100, 100], EVENT, reassert=True)
+    assert len(writer.log) == 2
+    for cut in range(len(writer.log) + 1):
+        kept = {timer_key(100, b"a")}
+        for key, value in writer.log[:cut]:
+            if value is None:
+                kept.discard(key)
+            else:
+                kept.add(key)
+        assert kept & {timer_key(100, b"a"), timer_key(700, b"a")}, writer.log[:cut]
