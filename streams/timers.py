@@ -73,8 +73,10 @@ class TimerIndex:
         """The order's timer moves from `previous_due` to `due` (either None: none)."""
         self.settle(key, due, [previous_due], event)
 
-    def due(self, partition: int, now_ms: int) -> list[tuple[int, bytes]]:
-        """(due ms, order key) of every timer due at `now_ms` in `partition`, earliest first.
+    def due(self, partition: int, now_ms: int,
+            limit: int | None = None) -> list[tuple[int, bytes]]:
+        """(due ms, order key) of every timer due at `now_ms` in `partition`, earliest first;
+        at most `limit` (the rest are found by the next call).
 
         Nothing is removed here: the caller settles each order's timer after evaluating it
         (`settle`, `keep`). Deleting first, as `pop_due` does, would let a crash keep the
@@ -82,7 +84,7 @@ class TimerIndex:
         the changelog as a prefix): the order would have no timer at all.
         """
         found = []
-        for raw in self._scan(partition, now_ms):
+        for raw in self._scan(partition, now_ms, limit):
             due_ms, _, key = raw.partition(b"|")
             found.append((int(due_ms), key))
         return found
@@ -119,25 +121,31 @@ class TimerIndex:
             self.writer.put(raw, None, event)
         return [raw.split(b"|", 1)[1] for raw in due]
 
-    def _scan(self, partition: int, now_ms: int) -> list[bytes]:
-        """Timer keys due at `now_ms`, sorted; every timer below the bound is the caller's to
-        remove, move past now or keep (which lowers the floor again)."""
+    def _scan(self, partition: int, now_ms: int, limit: int | None = None) -> list[bytes]:
+        """Timer keys due at `now_ms`, sorted, at most `limit`; every timer below the new
+        floor is the caller's to remove, move past now or keep (which lowers it again)."""
         db = self.table.data._db_for_partition(partition)  # the partition's RocksDB, sorted
         bound = b"%013d}" % now_ms  # '}' sorts after '|': every timer due at or before now
         due: list[bytes] = []
         # Writes not acknowledged yet are not in RocksDB (streams/batching.py): they decide.
         unacked = self.writer.unacked.get(partition) or {}
+        start = self._floor.get(partition) or b""
         # Streams keys from RocksDB in sorted order, from the floor (see __init__) if known.
-        for raw in db.keys(from_key=self._floor.get(partition)):
-            if raw >= bound:
+        for raw in db.keys(from_key=start or None):
+            if raw >= bound or len(due) == limit:
                 break
             if raw[:1].isdigit() and raw not in unacked:
                 due.append(raw)
         if unacked:
             due.extend(raw for raw, (_, value) in unacked.items()
-                       if value is not None and raw < bound and raw[:1].isdigit())
+                       if value is not None and start <= raw < bound and raw[:1].isdigit())
             due.sort()
+        if limit is not None and len(due) >= limit:
+            del due[limit:]
+            below = due[-1] + b"\x00"  # the first `limit` of the union of both are these
+        else:
+            below = bound
         floor = self._floor.get(partition)
-        if floor is None or floor < bound:
-            self._floor[partition] = bound
+        if floor is None or floor < below:
+            self._floor[partition] = below
         return due

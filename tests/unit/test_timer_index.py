@@ -172,3 +172,41 @@ def test_every_prefix_of_a_settle_leaves_the_old_or_the_new_entry(tmp_path: Path
             else:
                 kept.add(key)
         assert kept & {timer_key(100, b"a"), timer_key(700, b"a")}, writer.log[:cut]
+
+
+def test_a_limited_scan_leaves_the_rest_due_in_order(tmp_path: Path) -> None:
+    timers, _ = index(tmp_path)
+    for n in range(10):
+        timers.move(b"o%03d" % n, None, 1_000 + n, EVENT)
+
+    def step(now: int, limit: int | None = 3) -> list[bytes]:
+        found = timers.due(0, now, limit)
+        for due_ms, key in found:
+            timers.settle(key, None, [due_ms], EVENT)  # evaluated: no timer any more
+        return [key for _, key in found]
+
+    assert step(1_007) == [b"o000", b"o001", b"o002"]
+    timers.move(b"late", None, 500, EVENT)  # scheduled below the limited floor: still found
+    assert step(1_007) == [b"late", b"o003", b"o004"]
+    assert step(1_007) == [b"o005", b"o006", b"o007"]
+    assert step(1_007) == []
+    assert step(2_000, None) == [b"o008", b"o009"]
+
+
+def test_a_limited_scan_counts_unacknowledged_timers_in_order(tmp_path: Path) -> None:
+    from streams.batching import TableWriter
+
+    db = rocksdict.Rdict(str(tmp_path / "timers"), options=rocksdict.Options(raw_mode=True))
+    table = SimpleNamespace(data=SimpleNamespace(_db_for_partition=lambda partition: db),
+                            changelog_topic=SimpleNamespace(get_topic_name=lambda: "timers"))
+    sink = HeldAcks()
+    writer = TableWriter(table, sink, after_outputs=True)  # type: ignore[arg-type]
+    timers = TimerIndex(table, writer, ("orders",), 0)  # type: ignore[arg-type]
+    for n in (0, 2, 4):
+        timers.move(b"o%d" % n, None, 1_000 + n, EVENT)
+    sink.ack_all()  # these are in RocksDB
+    for n in (1, 3):
+        timers.move(b"o%d" % n, None, 1_000 + n, EVENT)  # these only in memory
+    assert [k for _, k in timers.due(0, 1_010, 2)] == [b"o0", b"o1"]
+    assert [k for _, k in timers.due(0, 1_010, 2)] == [b"o2", b"o3"]
+    assert [k for _, k in timers.due(0, 1_010, 2)] == [b"o4"]
