@@ -57,19 +57,21 @@ class OutputSink:
         self.delivered = 0
         # Highest acknowledged offset per (topic, partition): table writers checkpoint it.
         self.acked: dict[tuple[str, int], int] = {}
-        # Every record has a sequence number, in call order; `_settled_below` is the lowest
-        # one whose delivery report has not arrived (reports arrive out of order across
-        # partitions, hence the set of those settled above it).
+        # Every output (a record of `produce`) has a sequence number, in call order;
+        # `_settled_below` is the lowest one whose delivery report has not arrived (reports
+        # arrive out of order across partitions, hence the set of those settled above it).
         self._issued = 0
         self._settled_below = 0
         self._settled_above: set[int] = set()
-        # Records of `produce_after_outputs` waiting for every lower number to settle.
+        # Records of `produce_after_outputs` waiting for the outputs numbered below theirs.
         self._held: deque[tuple[int, tuple[Any, ...]]] = deque()
 
-    def _on_delivery(self, seq: int, then: Callable[[], None] | None,
+    def _on_delivery(self, seq: int | None, then: Callable[[], None] | None,
                      err: KafkaError | None, msg: Message) -> None:
         # A failure settles its record too (the sink must not wedge); flush() raises it.
-        if seq == self._settled_below:
+        if seq is None:  # a record of produce_after_outputs: not waited for by others
+            pass
+        elif seq == self._settled_below:
             self._settled_below += 1
             above = self._settled_above
             while self._settled_below in above:
@@ -113,17 +115,18 @@ class OutputSink:
                               headers: list[tuple[str, bytes]] | None = None,
                               partition: int = -1,
                               then: Callable[[], None] | None = None) -> None:
-        """Like `produce`, but the record is handed to librdkafka only once every record
-        queued before this call is acknowledged (held here until then; `poll` and `flush`
-        release held records in call order)."""
-        seq = self._issued
-        self._issued += 1
-        if not self._held and self._settled_below >= seq:
-            self._send(seq, topic, key, value, headers, partition, then)
+        """Like `produce`, but the record is handed to librdkafka only once every output
+        (record of `produce`) queued before this call is acknowledged; held here until then,
+        `poll` and `flush` release held records in call order. Held records do not wait for
+        each other: a partition keeps its own order, and waiting for the previous batch's
+        table records too would allow one batch per round trip and pile the rest up."""
+        barrier = self._issued
+        if not self._held and self._settled_below >= barrier:
+            self._send(None, topic, key, value, headers, partition, then)
         else:
-            self._held.append((seq, (topic, key, value, headers, partition, then)))
+            self._held.append((barrier, (topic, key, value, headers, partition, then)))
 
-    def _send(self, seq: int, topic: str, key: bytes | None, value: bytes | None,
+    def _send(self, seq: int | None, topic: str, key: bytes | None, value: bytes | None,
               headers: list[tuple[str, bytes]] | None, partition: int,
               then: Callable[[], None] | None) -> None:
         on_delivery = partial(self._on_delivery, seq, then)
@@ -145,8 +148,7 @@ class OutputSink:
     def _release(self) -> None:
         held = self._held
         while held and self._settled_below >= held[0][0]:
-            seq, args = held.popleft()
-            self._send(seq, *args)
+            self._send(None, *held.popleft()[1])
 
     def poll(self) -> None:
         """Serve delivery callbacks without blocking and release what they unblock; call once

@@ -8,6 +8,10 @@ Each partition's stream clock is kept under a key that sorts after every timer.
 
 All writes happen in the context of an event of the same partition (`enter_event`), so they
 land in that partition's store and changelog, like any table write.
+
+A crash keeps a prefix of a partition's changelog writes, so an order's timer is never
+deleted before its next one is written (`settle`), and the scan also reads the writer's writes
+not yet acknowledged (at-least-once keeps those out of RocksDB, streams/batching.py).
 """
 
 from __future__ import annotations
