@@ -220,10 +220,11 @@ def report(a: argparse.Namespace, inp: jobkit.Input, top: benchkit.Run,
           "flat"],
          ["worker RSS, quarters of the events processed",
           *(f"{v:.0f}" for v in by_events), jobkit.rss_verdict(by_events), "flat"],
-         ["RocksDB WAL (= unflushed memtables)", *(f"{v:.0f}" for v in wal), "", ""]])
+         ["RocksDB WAL (= unflushed memtables; 0 once tables write without it)",
+          *(f"{v:.0f}" for v in wal), "", ""]])
     growth, wal_growth = q[3] - q[1], wal[3] - wal[1]
     explained = " " + rocksdb_memory(res.dbs)
-    if verdict == "grows" and growth > 0:
+    if verdict == "grows" and growth > 0 and wal[3] > 0:
         explained += (f" RSS grew {growth:.0f} MB from Q2 to Q4 while the unflushed memtables "
                       f"grew {wal_growth:.0f} MB ({wal_growth / growth * 100:.0f}% of it).")
     n = len(res.rss)

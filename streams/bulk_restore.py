@@ -41,6 +41,7 @@ from faust.tables.recovery import Recovery
 from faust.types import TP, AppT
 
 from streams import malloc_arenas
+from streams.rocks_options import no_wal
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,7 @@ def restore(bootstrap: str, targets: dict[TP, Target], stop: threading.Event,
         "queued.max.messages.kbytes": 32 * 1024,
         "queued.min.messages": 50_000,
     })
-    no_wal = rocksdict.WriteOptions()
-    no_wal.disable_wal = True
+    without_log = no_wal()
     try:
         pending = {tp for tp, t in targets.items() if t.span.records > 0}
         for tp in set(targets) - pending:
@@ -185,7 +185,7 @@ def restore(bootstrap: str, targets: dict[TP, Target], stop: threading.Event,
                 target = targets[tp]  # type: ignore[index]
                 if target.persisted is not None:
                     batch.put(target.offset_key, str(target.persisted).encode())
-                    target.db.write(batch, no_wal)
+                    target.db.write(batch, without_log)
                     target.written = target.persisted
             if finished:
                 consumer.pause([TopicPartition(topic, partition)

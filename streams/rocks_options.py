@@ -72,6 +72,21 @@ def shared_memory(app: AppT) -> SharedMemory:
     return memory
 
 
+def no_wal() -> rocksdict.WriteOptions:
+    """Writes without RocksDB's write-ahead log.
+
+    A table's database is a cache of its changelog, not a source of truth: Faust keeps the
+    changelog offset it covers in the same database, written after the data it covers. Without
+    the log a kill -9 loses the memtables (at most the shared memtable budget), and what
+    survives is a prefix of the writes, its offset key included, so recovery reads the
+    changelog from that older offset and ends where it would have. A database that is closed
+    (Faust drops them on stop) flushes its memtables first, as RocksDB does when the log is
+    off. The log cost ~7 us of a ~11 us put of a 4 KB order record here."""
+    options = rocksdict.WriteOptions()
+    options.disable_wal = True
+    return options
+
+
 class TunedRocksDBOptions(RocksDBOptions):
     """Faust's RocksDB options (rocksdict driver) on the app's shared memory budget."""
 
@@ -88,6 +103,7 @@ class TunedRocksDBOptions(RocksDBOptions):
                   else rocksdict.AccessType.with_ttl(self.ttl))
         db = rocksdict.Rdict(str(path), options=self.as_options(), access_type=access)
         db.set_read_options(rocksdict.ReadOptions())
+        db.set_write_options(no_wal())
         return db
 
     def as_options(self) -> rocksdict.Options:

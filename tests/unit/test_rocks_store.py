@@ -105,3 +105,44 @@ def test_malloc_arenas_cap_is_taken_on_glibc() -> None:
     if os.confstr("CS_GNU_LIBC_VERSION") is None:
         pytest.skip("not glibc")
     assert malloc_arenas.limit(8) is True
+
+
+_KILLED_WRITER = """
+import os, sys
+from pathlib import Path
+from streams.rocks_options import RocksTuning, SharedMemory, TunedRocksDBOptions
+db = TunedRocksDBOptions(SharedMemory(RocksTuning())).open(Path(sys.argv[1]))
+for n in range(int(sys.argv[2])):
+    db.put(b"key-%08d" % n, b"v" * 100)
+    db.put(b"__faust\\0offset__", str(n).encode())  # after its data, as Faust's store does
+if sys.argv[3] == "close":
+    db.close()
+os._exit(0)  # no interpreter shutdown: as a kill -9 would leave it
+"""
+
+
+@pytest.mark.parametrize("ending", ["close", "kill"])
+def test_databases_write_without_the_log_and_keep_a_consistent_prefix(
+        tmp_path: Path, ending: str) -> None:
+    """Table writes skip RocksDB's write-ahead log (a table is a cache of its changelog).
+    Closed, a database keeps every write (its memtables are flushed on close); killed, it
+    loses its memtables and is left a prefix of its writes whose offset key covers no more
+    than the data it holds, so recovery resumes the changelog from there."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "db"
+    writes = 500
+    subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(path), str(writes), ending],
+                   check=True, cwd=Path(__file__).resolve().parents[2])
+    db = TunedRocksDBOptions(SharedMemory(RocksTuning())).open(path)
+    try:
+        offset = db.get(b"__faust\0offset__")
+        kept = sum(1 for key in db.keys() if key.startswith(b"key-"))  # noqa: SIM118 (Rdict)
+        if ending == "close":
+            assert (offset, kept) == (str(writes - 1).encode(), writes)
+        else:  # the log would have replayed all of them on open
+            assert kept < writes, "a killed database kept every write: the log is on"
+            assert offset is None or int(offset) < kept
+    finally:
+        db.close()
