@@ -118,24 +118,30 @@ class WindowFolder:
             batch.put(placement.key, aggregate, event)
 
     def _close_due(self, batch: KeyedBatch[dict[str, Any]], event: EventT) -> None:
-        """Emit every window whose close time stream time has reached, then forget it."""
+        """Emit every window whose close time stream time has reached, then forget it.
+
+        A window's timer is deleted only after its WindowedMetric is produced, so under
+        at-least-once its tombstone waits for the metric's acknowledgement (TableWriter's
+        `after_outputs`). Deleted first, a kill -9 could keep the timer's tombstone and lose
+        the metric: the window would stay in the table with nothing left to close it."""
         partition = event.message.partition
         now = self.timers.clock(partition, event).now()
         self.timers.save_clock(partition, event)
         if now is None:
             return
         emitted = 0
-        for key in self.timers.pop_due(partition, now, event):
+        for due, key in self.timers.due(partition, now):
             aggregate = batch.get(key, event)
-            if aggregate is None:  # already emitted (a timer replayed after a crash)
-                continue
-            name, _group, size, start = parse_window_key(key)
-            record = to_windowed_metric(name, metrics_rules.METRICS[name], size, start,
-                                        aggregate)
-            self.sink.produce(self.topic, record["group_key"].encode(), self.encode(record))
-            self.recent.append(record)
-            batch.delete(key, event)  # a tombstone in the changelog: the table stays bounded
-            emitted += 1
+            if aggregate is not None:  # else emitted before a crash that kept its timer
+                name, _group, size, start = parse_window_key(key)
+                record = to_windowed_metric(name, metrics_rules.METRICS[name], size, start,
+                                            aggregate)
+                self.sink.produce(self.topic, record["group_key"].encode(),
+                                  self.encode(record))
+                self.recent.append(record)
+                batch.delete(key, event)  # a tombstone: the table stays bounded
+                emitted += 1
+            self.timers.settle(key, None, [due], event)
         self.counters["metric_windows_emitted"] = (
             self.counters.get("metric_windows_emitted", 0) + emitted)
 

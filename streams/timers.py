@@ -40,8 +40,8 @@ class TimerIndex:
         self.allowed_lateness_ms = allowed_lateness_ms
         self._clocks: dict[int, AlignedClock] = {}
         self._saved: dict[int, bytes] = {}  # last clock snapshot written per partition
-        # Per partition, a key below which no timer is left (everything under it was popped
-        # or moved). Popped timers are deleted, and a RocksDB iterator from the first key
+        # Per partition, a key below which no timer is left (everything under it was settled
+        # or moved). Settled timers are deleted, and a RocksDB iterator from the first key
         # steps over every tombstone not yet compacted away: tens of thousands after a busy
         # hour, milliseconds per scan, per partition per batch. A scan starts here instead.
         self._floor: dict[int, bytes] = {}
@@ -82,10 +82,10 @@ class TimerIndex:
         """(due ms, order key) of every timer due at `now_ms` in `partition`, earliest first;
         at most `limit` (the rest are found by the next call).
 
-        Nothing is removed here: the caller settles each order's timer after evaluating it
-        (`settle`, `keep`). Deleting first, as `pop_due` does, would let a crash keep the
-        deletion and lose the entry the evaluation added next (the writes of a batch reach
-        the changelog as a prefix): the order would have no timer at all.
+        Nothing is removed here: the caller settles each timer after acting on it (`settle`,
+        `keep`). Deleting first would let a crash keep the deletion and lose what the action
+        wrote next (the writes of a batch reach the changelog as a prefix): an order left with
+        no timer at all, a metric window never emitted.
         """
         found = []
         for raw in self._scan(partition, now_ms, limit):
@@ -116,14 +116,6 @@ class TimerIndex:
         floor = self._floor.get(partition)
         if floor is not None and timer < floor:  # e.g. due 0: "evaluate when time moves"
             self._floor[partition] = timer
-
-    def pop_due(self, partition: int, now_ms: int, event: EventT) -> list[bytes]:
-        """Order keys whose timer is due at `now_ms` in `partition`; their timers are removed
-        (for timers whose owner needs no crash-safe hand-over, e.g. metric windows)."""
-        due = self._scan(partition, now_ms)
-        for raw in due:
-            self.writer.put(raw, None, event)
-        return [raw.split(b"|", 1)[1] for raw in due]
 
     def _scan(self, partition: int, now_ms: int, limit: int | None = None) -> list[bytes]:
         """Timer keys due at `now_ms`, sorted, at most `limit`; every timer below the new

@@ -1,5 +1,5 @@
 """TimerIndex over a real RocksDB: timers fire once, at their due stream time, however they
-were moved, and scans start past the popped (deleted) keys."""
+were moved, and scans start past the settled (deleted) keys."""
 
 from __future__ import annotations
 
@@ -50,27 +50,35 @@ def index(tmp_path: Path) -> tuple[TimerIndex, LoggingWriter]:
 EVENT = SimpleNamespace(message=SimpleNamespace(partition=0))
 
 
+def fire(timers: TimerIndex, now_ms: int) -> list[bytes]:
+    """What an agent does with due timers: find them, act, then settle each (no next due)."""
+    found = timers.due(0, now_ms)
+    for due, key in found:
+        timers.settle(key, None, [due], EVENT)
+    return [key for _, key in found]
+
+
 def test_timers_fire_once_in_due_order_after_moves(tmp_path: Path) -> None:
     timers, _ = index(tmp_path)
     for n in range(100):
         timers.move(b"o%03d" % n, None, 1_000 + n * 10, EVENT)
-    assert timers.pop_due(0, 1_095, EVENT) == [b"o%03d" % n for n in range(10)]
-    assert timers.pop_due(0, 1_095, EVENT) == []
+    assert fire(timers, 1_095) == [b"o%03d" % n for n in range(10)]
+    assert fire(timers, 1_095) == []
     timers.move(b"o050", 1_500, 1_100, EVENT)  # moved earlier, still ahead of now
     timers.move(b"o060", 1_600, 0, EVENT)  # "evaluate when time moves": below the floor
     timers.move(b"o070", 1_700, None, EVENT)  # cancelled
-    assert timers.pop_due(0, 1_100, EVENT) == [b"o060", b"o010", b"o050"]
-    rest = timers.pop_due(0, 10_000, EVENT)
+    assert fire(timers, 1_100) == [b"o060", b"o010", b"o050"]
+    rest = fire(timers, 10_000)
     assert rest == [b"o%03d" % n for n in range(11, 100) if n not in (50, 60, 70)]
 
 
 def test_a_regained_partition_scans_from_its_first_key(tmp_path: Path) -> None:
     timers, writer = index(tmp_path)
     timers.move(b"a", None, 500, EVENT)
-    assert timers.pop_due(0, 600, EVENT) == [b"a"]
+    assert fire(timers, 600) == [b"a"]
     writer.db.put(timer_key(100, b"restored"), b"")  # written by recovery meanwhile
     timers.forget_partitions()
-    assert timers.pop_due(0, 600, EVENT) == [b"restored"]
+    assert fire(timers, 600) == [b"restored"]
 
 
 class HeldAcks:
@@ -104,15 +112,15 @@ def test_timers_written_but_not_acknowledged_fire_the_same(tmp_path: Path) -> No
     for n in range(10):
         timers.move(b"o%d" % n, None, 1_000 + n, EVENT)
     assert list(db.keys()) == []  # nothing acknowledged: RocksDB untouched
-    assert timers.pop_due(0, 1_004, EVENT) == [b"o%d" % n for n in range(5)]
+    assert fire(timers, 1_004) == [b"o%d" % n for n in range(5)]
     timers.move(b"o7", 1_007, None, EVENT)  # cancelled before its add was acknowledged
     sink.ack_all()
     assert writer.unacked == {0: {}}
     assert list(db.keys()) == [timer_key(1_000 + n, b"o%d" % n) for n in (5, 6, 8, 9)]
     timers.move(b"o9", 1_009, 900, EVENT)  # pending again: due below the floor
-    assert timers.pop_due(0, 1_008, EVENT) == [b"o9", b"o5", b"o6", b"o8"]
+    assert fire(timers, 1_008) == [b"o9", b"o5", b"o6", b"o8"]
     sink.ack_all()
-    assert timers.pop_due(0, 10_000, EVENT) == []
+    assert fire(timers, 10_000) == []
     assert list(db.keys()) == []
 
 
