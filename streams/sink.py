@@ -55,6 +55,7 @@ class OutputSink:
         self._failed: list[str] = []
         self.produced = 0
         self.delivered = 0
+        self.reported = 0  # delivery reports received, failures included
         # Highest acknowledged offset per (topic, partition): table writers checkpoint it.
         self.acked: dict[tuple[str, int], int] = {}
         # Every output (a record of `produce`) has a sequence number, in call order;
@@ -69,6 +70,7 @@ class OutputSink:
     def _on_delivery(self, seq: int | None, then: Callable[[], None] | None,
                      err: KafkaError | None, msg: Message) -> None:
         # A failure settles its record too (the sink must not wedge); flush() raises it.
+        self.reported += 1
         if seq is None:  # a record of produce_after_outputs: not waited for by others
             pass
         elif seq == self._settled_below:
@@ -139,6 +141,11 @@ class OutputSink:
             self._producer.produce(topic, value, key, partition, headers=headers,
                                    on_delivery=on_delivery)
         self.produced += 1
+
+    @property
+    def in_flight(self) -> int:
+        """Records handed to librdkafka whose delivery report has not arrived yet."""
+        return self.produced - self.reported
 
     @property
     def held(self) -> int:

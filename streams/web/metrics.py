@@ -111,6 +111,7 @@ class PipelineCollector(Collector):
         yield from self._census()
         yield from self._lag()
         yield from self._tables()
+        yield from self._sink()
         yield from self._recovery()
         ready = GaugeMetricFamily("fstreams_ready", "1 when tables are recovered and consuming")
         ready.add_metric([], 1.0 if is_ready(pipeline) else 0.0)
@@ -170,6 +171,19 @@ class PipelineCollector(Collector):
                     continue
                 size.add_metric([name, str(partition)], estimate)
         yield size
+
+    def _sink(self) -> Iterator[Metric]:
+        sink = self.pipeline.services.get("sink")
+        if sink is None:
+            return
+        records = GaugeMetricFamily(
+            "fstreams_sink_records", "records of the worker's output producer not yet "
+            "acknowledged: in_flight (handed to librdkafka) and held (table changelog records "
+            "waiting for the outputs before them, at-least-once); both return to 0 when idle",
+            labels=["state"])
+        records.add_metric(["in_flight"], sink.in_flight)
+        records.add_metric(["held"], sink.held)
+        yield records
 
     def _recovery(self) -> Iterator[Metric]:
         if self.recovery is None:

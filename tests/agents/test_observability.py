@@ -168,6 +168,8 @@ def test_metrics_overview_and_logs_tell_the_truth(app_settings: Settings,
         assert metric(text, "fstreams_orders", status=status) == n
     assert metric(text, "fstreams_firing_alerts") == body["firing_alerts"]
     assert metric(text, "fstreams_recovery_remaining", kind="active") == 0
+    assert metric(text, "fstreams_sink_records", state="in_flight") == 0  # idle: all acked
+    assert metric(text, "fstreams_sink_records", state="held") == 0
     metric(text, "fstreams_recovery_restored", kind="active")  # present
 
     # Every dead letter's log line names the record; a decodable one its correlation id.

@@ -43,9 +43,11 @@ def test_a_held_record_waits_for_every_earlier_report(sink: OutputSink,
     sink.produce_after_outputs("changelog", b"k", b"v", partition=0)
     for reported, seq in enumerate(order, start=1):
         assert sink.held == 1
+        assert sink.in_flight == 4 - (reported - 1)
         _report(sink, seq)
         sink.poll()
         assert sink.held == (0 if reported == 4 else 1), f"after reports {order[:reported]}"
+    assert sink.in_flight == 1  # the released record, handed to librdkafka
 
 
 def test_held_records_go_in_call_order_each_behind_the_outputs_before_it(
