@@ -23,11 +23,11 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-import orjson
 from faust.streams import _current_event
 from faust.types import TP, EventT, TableT
 
 from streams.sink import OutputSink
+from streams.state_json import json_dumps, json_loads
 
 S = TypeVar("S")
 
@@ -38,13 +38,6 @@ NOT_PENDING = object()  # TableWriter.unacked_value: no write of the key awaits 
 def enter_event(event: EventT) -> None:
     """Make `event` Faust's current event (what a stream does before yielding it)."""
     _current_event.set(weakref.ref(event))
-
-
-# orjson: a per-order record is ~4 KB of JSON written once per changed order per batch, and
-# the standard library's encoder took ~6% of a live worker's CPU (orjson: ~10x faster dumps).
-# Same JSON text model (str keys, ints, lists), so stores written by either read the same.
-json_dumps = orjson.dumps
-json_loads = orjson.loads
 
 
 class TableWriter:

@@ -19,7 +19,6 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from streams.batching import json_dumps, json_loads
 from streams.census_store import CENSUS_KEY
 from streams.census_store import dumps as census_dumps
 from streams.dlq import DeadLetterSink
@@ -29,6 +28,7 @@ from streams.observations import encode_observation, observations_topic
 from streams.schema_source import SchemaSource
 from streams.serde import WireDecoder, WireEncoder
 from streams.settings import Settings
+from streams.state_json import json_dumps, json_loads
 from streams.timers import CLOCK_KEY, timer_key
 from streams.topic_reader import read_to_end
 from streams.topics import ORDER_STATE_TABLE, ORDER_TIMERS_TABLE, TopicNames, changelog_topic
