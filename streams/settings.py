@@ -58,9 +58,9 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(500, description="events per batch on the live path")
     batch_timeout_s: float = Field(0.05, description="max wait to fill a batch")
     timer_step: int = Field(
-        200, ge=1, description="while input is waiting, due timers a batch evaluates per "
-        "partition (the rest wait for the next batch): a jump of stream time can make "
-        "thousands due at once, and evaluating them in one go holds the input back")
+        25, ge=1, description="due timers evaluated per partition at a time; input arriving "
+        "meanwhile waits for one step, not for all that are due (a jump of stream time can "
+        "make thousands due at once)")
     projection_resolved_retention_ms: int = Field(
         24 * 3_600_000, description="resolved alerts and mismatches stay queryable "
         "(GET /alerts, /mismatches) this long in stream time after they resolved")
