@@ -264,6 +264,36 @@ class RssSample:
     rss_mb: float
     events: int  # processed by then
     wal_mb: float  # RocksDB write-ahead logs in the data dir: memtable contents not flushed
+    cpu_s: dict[str, float] = field(default_factory=dict)  # thread_cpu() by then
+
+
+# Thread groups of a worker by their OS thread name (/proc/<pid>/task/<tid>/comm): RocksDB
+# and librdkafka name theirs; Python's threads (the event loop, Faust's consumer thread)
+# keep the process's name.
+THREAD_GROUPS = {"rocksdb:": "RocksDB flushes and compactions", "rdk:": "librdkafka threads"}
+PYTHON_GROUP = "Python threads (event loop, fold, Faust)"
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user+sys) of `pid` so far: "total" and per THREAD_GROUPS label, the rest
+    (threads ended meanwhile included) under PYTHON_GROUP; empty once the process is gone."""
+    try:
+        total = benchkit.proc_cpu_seconds(pid)
+        tids = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return {}
+    groups = dict.fromkeys(THREAD_GROUPS.values(), 0.0)
+    for tid in tids:
+        try:
+            comm = (tid / "comm").read_text().strip()
+            fields_ = (tid / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        for prefix, label in THREAD_GROUPS.items():
+            if comm.startswith(prefix):
+                groups[label] += (int(fields_[11]) + int(fields_[12])) / benchkit.CLK_TCK
+    groups[PYTHON_GROUP] = max(total - sum(groups.values()), 0.0)
+    return {"total": total, **groups}
 
 
 def wal_mb(data_dir: Path) -> float:
@@ -295,7 +325,7 @@ class RssSampler(threading.Thread):
             mb = rss_mb(self.pid)
             if mb:
                 self.samples.append(RssSample(time.monotonic(), mb, self.progress(),
-                                              wal_mb(self.data_dir)))
+                                              wal_mb(self.data_dir), thread_cpu(self.pid)))
             self._stop_event.wait(self.every_s)
 
     def stop(self) -> None:
