@@ -116,7 +116,12 @@ class Offsets:
 # -- child processes ------------------------------------------------------------------------
 def proc_cpu_seconds(pid: int) -> float:
     """user+sys CPU of a process and all its threads (librdkafka's included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
+
+
+def stat_cpu_seconds(stat: Path) -> float:
+    """user+sys CPU from a /proc stat file (a process's, or one thread's under task/)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 

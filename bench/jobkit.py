@@ -286,12 +286,11 @@ def thread_cpu(pid: int) -> dict[str, float]:
     for tid in tids:
         try:
             comm = (tid / "comm").read_text().strip()
-            fields_ = (tid / "stat").read_text().rsplit(")", 1)[1].split()
+            label = next((v for k, v in THREAD_GROUPS.items() if comm.startswith(k)), None)
+            if label is not None:
+                groups[label] += benchkit.stat_cpu_seconds(tid / "stat")
         except OSError:  # the thread ended meanwhile
             continue
-        for prefix, label in THREAD_GROUPS.items():
-            if comm.startswith(prefix):
-                groups[label] += (int(fields_[11]) + int(fields_[12])) / benchkit.CLK_TCK
     groups[PYTHON_GROUP] = max(total - sum(groups.values()), 0.0)
     return {"total": total, **groups}
 
