@@ -31,7 +31,7 @@ from streams.histogram import LATENCY_BUCKETS_MS, Histogram
 from streams.ingest import RejectedInput, read_input
 from streams.lag import input_lag
 from streams.observations import PARTITION as OBSERVATIONS_PARTITION
-from streams.observations import encode_observation, observations_topic
+from streams.observations import encode_observations, observations_topic
 from streams.schema_source import RegistryUnavailable
 from streams.serde import WireDecoder
 from streams.timers import TimerIndex
@@ -113,6 +113,7 @@ class FulfillmentProcessor:
         self.counters: dict[str, Any] = services.setdefault("counters", {})
         self.kinds = {topic: names.kind_of(topic) for topic in names.inputs}
         self.observations_topic = observations_topic(pipeline.settings.app_id)
+        self._observations: list[Observation] = []  # this batch's, produced at its end
         encoders = services["encoders"]
         self.outputs = {  # output -> (topic, encode, counter)
             "state": (names.fulfillment_states, encoders[names.fulfillment_states].encode,
@@ -248,6 +249,7 @@ class FulfillmentProcessor:
 
     def _start_batch(self) -> None:
         self._now_ms = time.time_ns() // 1_000_000
+        self._observations.clear()
         self._trace = log.isEnabledFor(logging.DEBUG)
         if self.fence is not None:
             self._refresh_fence_headers()
@@ -310,6 +312,9 @@ class FulfillmentProcessor:
                                "elapsed_ms": round((time.monotonic() - started) * 1000)})
 
     def _finish(self, batch: KeyedBatch[Record]) -> None:
+        # Before the table records: a record's counted milestones ("mc") must not reach the
+        # changelog ahead of the observations that counted them (see order_pipeline.observe).
+        self._produce_observations()
         batch.flush()
         self.sink.poll()
         self.writer.checkpoint()
@@ -416,13 +421,20 @@ class FulfillmentProcessor:
                 "correlation_id": record.get("correlation_id"), "topic": topic})
 
     def _observe(self, observations: list[Observation]) -> None:
-        """Hand a state's metric observations to the windows agent (one partition)."""
-        for obs in observations:
-            self.sink.produce(self.observations_topic, None, encode_observation(obs),
+        """Keep a state's metric observations for the windows agent (see `_finish`)."""
+        self._observations.extend(observations)
+
+    def _produce_observations(self) -> None:
+        """The batch's observations, in records of many (streams/observations.py)."""
+        observations = self._observations
+        if not observations:
+            return
+        for value in encode_observations(observations):
+            self.sink.produce(self.observations_topic, None, value,
                               partition=OBSERVATIONS_PARTITION)
-        if observations:
-            self.counters["metric_observations"] = (
-                self.counters.get("metric_observations", 0) + len(observations))
+        self.counters["metric_observations"] = (
+            self.counters.get("metric_observations", 0) + len(observations))
+        observations.clear()
 
     async def _decode_when_registry_returns(self, event: EventT) -> dict[str, Any] | None:
         """A new writer schema id while the registry is down: the record is fine, we just

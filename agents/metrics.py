@@ -24,7 +24,7 @@ from faust.types import EventT, TableT
 
 from streams.app import Pipeline
 from streams.batching import KeyedBatch, TableWriter
-from streams.observations import decode_observation, observations_topic
+from streams.observations import decode_observations, observations_topic
 from streams.timers import TimerIndex
 from tables import metrics_rules
 from tables.windows import (
@@ -75,19 +75,19 @@ class WindowFolder:
         batch: KeyedBatch[dict[str, Any]] = KeyedBatch(self.windows, self.writer)
         last: EventT | None = None
         for event in events:
-            obs = decode_observation(event.message.value)
             clock = self.timers.clock(event.message.partition, event)
-            now = clock.now()  # stream time before this arrival: lateness is judged on it
-            for placement in place(obs, now, self.grace):
-                if placement.late and now is not None:  # late implies a stream time
-                    self._count_late(batch, obs, now, placement.size_ms, event)
-                    continue
-                aggregate = self._window(batch, placement.key, obs.labels,
-                                         placement.start_ms + placement.size_ms, event)
-                add_observation(aggregate, metrics_rules.METRICS[obs.name], obs.count,
-                                obs.value)
-                batch.put(placement.key, aggregate, event)
-            clock.observe(OBSERVATIONS, obs.event_ms)
+            for obs in decode_observations(event.message.value):
+                now = clock.now()  # stream time before this arrival: lateness is judged on it
+                for placement in place(obs, now, self.grace):
+                    if placement.late and now is not None:  # late implies a stream time
+                        self._count_late(batch, obs, now, placement.size_ms, event)
+                        continue
+                    aggregate = self._window(batch, placement.key, obs.labels,
+                                             placement.start_ms + placement.size_ms, event)
+                    add_observation(aggregate, metrics_rules.METRICS[obs.name], obs.count,
+                                    obs.value)
+                    batch.put(placement.key, aggregate, event)
+                clock.observe(OBSERVATIONS, obs.event_ms)
             last = event
         if last is not None:
             self._close_due(batch, last)

@@ -24,7 +24,7 @@ from streams.census_store import dumps as census_dumps
 from streams.dlq import DeadLetterSink
 from streams.ingest import RejectedInput, read_input
 from streams.observations import PARTITION as OBSERVATIONS_PARTITION
-from streams.observations import encode_observation, observations_topic
+from streams.observations import encode_observations, observations_topic
 from streams.schema_source import SchemaSource
 from streams.serde import WireDecoder, WireEncoder
 from streams.settings import Settings
@@ -241,18 +241,20 @@ class PartitionReplay:
                                           worker_id=f"{settings.worker_id}-replay")
 
         def emit(items: list[tuple[str, str, Any]]) -> None:
+            taken: list[Any] = []  # for the windowed metrics, in records of many as the live fold
             for output, key, derived in items:
                 if output == "expired":  # dropped from the runner: tombstoned at hand-over
                     continue
-                if output == "observation":  # for the windowed metrics, as the live fold
-                    summary.observations_emitted += 1
-                    if not dry_run:
-                        produce(observations, None, encode_observation(derived),
-                                OBSERVATIONS_PARTITION)
+                if output == "observation":
+                    taken.append(derived)
                     continue
                 _count(summary, output)
                 if not dry_run:
                     produce(outputs[output], key.encode(), encoders[output].encode(derived))
+            summary.observations_emitted += len(taken)
+            if taken and not dry_run:
+                for value in encode_observations(taken):
+                    produce(observations, None, value, OBSERVATIONS_PARTITION)
 
         remaining = set(self.ranges)
         if remaining:

@@ -18,7 +18,7 @@ import rocksdict
 
 from agents.metrics import WindowFolder
 from streams.batching import TableWriter
-from streams.observations import encode_observation
+from streams.observations import encode_observations
 from streams.timers import TimerIndex, timer_key
 from tables.windows import HOUR_MS, Observation
 
@@ -55,8 +55,9 @@ class RecordingSink:
 class Event:
     __slots__ = ("__weakref__", "message")  # Faust keeps the current event as a weak reference
 
-    def __init__(self, obs: Observation) -> None:
-        self.message = SimpleNamespace(partition=0, value=encode_observation(obs))
+    def __init__(self, *observations: Observation) -> None:
+        value, = encode_observations(observations)
+        self.message = SimpleNamespace(partition=0, value=value)
 
 
 def table(db: rocksdict.Rdict, changelog: str) -> Any:
@@ -123,3 +124,35 @@ def test_a_timer_whose_window_is_gone_is_deleted_without_a_metric(tmp_path: Path
     assert [t for t, _, _ in sink.log].count(METRICS_TOPIC) == 0
     sink.ack_all()
     assert orphan not in timers_in(timers_db)
+
+
+def emitted_metrics(sink: RecordingSink) -> list[Any]:
+    return [orjson.loads(value) for topic, _, value in sink.log  # type: ignore[arg-type]
+            if topic == METRICS_TOPIC]
+
+
+def test_a_record_of_many_observations_folds_as_one_record_each(tmp_path: Path) -> None:
+    """The fold takes a batch's observations in one record (streams/observations.py): the
+    windows, late counts and closed metrics are those of one record per observation."""
+    observations = [
+        Observation("orders_delivered", (("channel", "web"),), T0 + 1_000, 1, 1),
+        Observation("orders_delivered", (("channel", "app"),), T0 + 61_000, 1, 1),
+        Observation("units_shipped", (("warehouse", "W1"),), T0 + 62_000, 1, 5),
+        # Late for its minute (stream time is past its close), still on time for its hour.
+        Observation("orders_delivered", (("channel", "web"),), T0 + 2_000, 1, 1),
+    ]
+    closing = Observation("orders_delivered", (("channel", "web"),), T0 + 3 * HOUR_MS, 1, 1)
+    one_each, sink_one, db_one, _ = folder(tmp_path / "one-each")
+    many, sink_many, db_many, _ = folder(tmp_path / "many")
+    asyncio.run(one_each.process([Event(obs) for obs in observations]))
+    asyncio.run(many.process([Event(*observations)]))
+    for windows, sink in ((one_each, sink_one), (many, sink_many)):
+        sink.ack_all()
+        asyncio.run(windows.process([Event(closing)]))
+        sink.ack_all()
+    assert emitted_metrics(sink_many) == emitted_metrics(sink_one)
+    # Minute and hour of web, app and W1, and the minute that counts the late observation.
+    metrics = emitted_metrics(sink_one)
+    assert len(metrics) == 7
+    assert [m["late_events"] for m in metrics if m["name"] == "late_events"] == [1]
+    assert dict(db_many.items()) == dict(db_one.items())
