@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import threading
@@ -222,11 +223,26 @@ def drained_within(worker: jobkit.Worker, total: int, watch: jobkit.QuietWatch, 
         return False
 
 
+EVENTS_PER_ORDER = 12  # streams.generator's mean (12.2)
+# Without --rate the steady rate is known only after the capacity phase; events are generated
+# for a worker this fast (one measures 2,600-3,500 events/s on the 2-core box).
+ASSUMED_CAPACITY = 5_000
+
+
+def orders_needed(a: argparse.Namespace) -> int:
+    """Orders whose events cover the backlog, the steady phase and the profile."""
+    backlog = 200 if a.rate else a.backlog
+    rate = a.rate or ASSUMED_CAPACITY * a.load
+    return math.ceil((backlog + rate * (a.seconds + a.profile)) * 1.05 / EVENTS_PER_ORDER)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--orders", type=int, default=3000,
-                   help="generated orders, ~12 events each (default 3000)")
+    p.add_argument("--orders", type=int, default=0,
+                   help="generated orders, ~12 events each (default: enough for the backlog, "
+                        "--seconds and --profile at the rate, or at half of 5,000 events/s "
+                        "when the rate is measured)")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--backlog", type=int, default=10_000,
                    help="events pre-produced to measure the capacity (default 10000)")
@@ -243,10 +259,11 @@ def main() -> None:
                    help="seconds of py-spy on the worker when p99 misses the target (0 = off)")
     jobkit.add_run_args(p, 300.0)
     p.add_argument("--quick", action="store_true",
-                   help="1500 orders, 5000-event backlog, 15 s steady, 5 s profile")
+                   help="5000-event backlog, 15 s steady, 5 s profile")
     a = p.parse_args()
     if a.quick:
-        a.orders, a.backlog, a.seconds, a.profile = 1500, 5000, 15.0, 5.0
+        a.backlog, a.seconds, a.profile = 5000, 15.0, 5.0
+    a.orders = a.orders or orders_needed(a)
     sections, machine = jobkit.begin(a)
     from streams.schema_source import RegistrySchemaSource
     from streams.serde import WireDecoder
@@ -291,6 +308,11 @@ def main() -> None:
             rest = events[len(backlog):]
             steady = rest[:int(rate * a.seconds)]
             spare = rest[len(steady):len(steady) + int(rate * a.profile)]
+            short = ""  # said in the report: a phase cut short by the events generated
+            if len(steady) < int(rate * a.seconds):
+                short += (f" Only {len(steady):,} events were left for the steady phase, "
+                          f"{len(steady) / rate:.0f}s of the {a.seconds:.0f}s asked (--orders "
+                          f"{a.orders:,}; give more).")
             starts = input_ends(offsets, names.inputs)
             cpu0, consumed0 = benchkit.proc_cpu_seconds(worker.pid), worker.consumed()
             busy0, all0 = jobkit.machine_cpu()
@@ -324,6 +346,8 @@ def main() -> None:
             p99 = percentile(lat, 99)
             met = bool(lat) and drained and p99 < TARGET_P99_MS
             profile = ""
+            if not met and a.profile > 0 and not spare:
+                short += " No events were left to profile the worker with (give more --orders)."
             if not met and a.profile > 0 and spare:
                 sections.start("profile (target missed)")
                 feeder = threading.Thread(target=feed.send, args=(spare, rate), daemon=True)
@@ -353,7 +377,8 @@ def main() -> None:
            f"(a {len(backlog):,}-event backlog drained by the same worker)")
     setup = (f"Steady rate {rate:,.0f} events/s = {how}; the issue names {ISSUE_RATE:,} "
              f"events/s, beyond one worker on this machine. {len(steady):,} events fed in "
-             f"{stats.seconds:.1f}s. 4 partitions, seed {a.seed}; {machine}.")
+             f"{stats.seconds:.1f}s ({a.orders:,} orders generated).{short} 4 partitions, "
+             f"seed {a.seed}; {machine}.")
     coverage = (f"{len(lat):,} of {len(produced):,} steady events named by a state of their "
                 "own; the rest were folded into a later event's state of the same batch, "
                 "were duplicates, or changed nothing.")
