@@ -39,7 +39,7 @@ test: venv broker-libs browser  ## install what is needed and run the whole suit
 demo: venv broker-libs  ## broker, registry, worker, generated traffic and console; Ctrl-C stops all
 	$(VENV)/bin/fstreams demo
 
-bench: venv broker-libs  ## benchmarks (8-9 min on 2 cores, within a 15-min budget); prints figures and ratios
+bench: venv broker-libs  ## benchmarks (about 10 min on 2 cores, within a 15-min budget); prints figures and ratios
 	$(PY) -m pip install -q -e '.[test,bench]'
 	@# wrk (a C load generator) drives registry_bench: of all clients it takes the least CPU
 	@# from the 2 cores the server runs on.
