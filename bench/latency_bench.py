@@ -209,7 +209,10 @@ def wait_drained(worker: jobkit.Worker, total: int, watch: jobkit.QuietWatch, qu
             watch.poll()
             busy_until = now
         if now > deadline:
-            raise TimeoutError(f"the worker did not drain {total:,} events in {timeout}s")
+            raise TimeoutError(
+                f"the worker did not drain {total:,} events in {timeout}s: it consumed "
+                f"{worker.consumed():,}, its outputs were quiet for {watch.poll():.1f}s and "
+                f"its CPU for {now - busy_until:.1f}s (each must reach {quiet:.0f}s)")
 
 
 def drained_within(worker: jobkit.Worker, total: int, watch: jobkit.QuietWatch, quiet: float,
