@@ -249,7 +249,7 @@ class FulfillmentProcessor:
 
     def _start_batch(self) -> None:
         self._now_ms = time.time_ns() // 1_000_000
-        self._observations.clear()
+        self._observations.clear()  # a batch that raised before its end leaves its own
         self._trace = log.isEnabledFor(logging.DEBUG)
         if self.fence is not None:
             self._refresh_fence_headers()
