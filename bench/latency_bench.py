@@ -209,10 +209,14 @@ def wait_drained(worker: jobkit.Worker, total: int, watch: jobkit.QuietWatch, qu
             watch.poll()
             busy_until = now
         if now > deadline:
+            got = worker.consumed()
             raise TimeoutError(
                 f"the worker did not drain {total:,} events in {timeout}s: it consumed "
-                f"{worker.consumed():,}, its outputs were quiet for {watch.poll():.1f}s and "
-                f"its CPU for {now - busy_until:.1f}s (each must reach {quiet:.0f}s)")
+                f"{got:,}" + (f", its outputs were quiet for {watch.poll():.1f}s and its CPU "
+                              f"for {now - busy_until:.1f}s (both must reach {quiet:.0f}s)"
+                              if got >= total else
+                              " (if the input topics' end offsets add up to that too, records "
+                              "the producer saw acknowledged are missing from them)"))
 
 
 def drained_within(worker: jobkit.Worker, total: int, watch: jobkit.QuietWatch, quiet: float,
