@@ -231,14 +231,15 @@ def drained_within(worker: jobkit.Worker, total: int, watch: jobkit.QuietWatch, 
 
 
 EVENTS_PER_ORDER = 12  # streams.generator's mean (12.2)
+WARM_UP_EVENTS = 200  # the backlog with --rate: only the worker's start-up, no capacity
 # Without --rate the steady rate is known only after the capacity phase; events are generated
-# for a worker this fast (one measures 2,600-3,500 events/s on the 2-core box).
+# for a worker this fast (one measured 2,450-3,790 events/s on the 2-core box).
 ASSUMED_CAPACITY = 5_000
 
 
 def orders_needed(a: argparse.Namespace) -> int:
     """Orders whose events cover the backlog, the steady phase and the profile."""
-    backlog = 200 if a.rate else a.backlog
+    backlog = WARM_UP_EVENTS if a.rate else a.backlog
     rate = a.rate or ASSUMED_CAPACITY * a.load
     return math.ceil((backlog + rate * (a.seconds + a.profile)) * 1.05 / EVENTS_PER_ORDER)
 
@@ -283,7 +284,7 @@ def main() -> None:
             events, _ = jobkit.generated_events(a.orders, a.seed)
             prefix = f"lat-{uuid.uuid4().hex[:6]}-"
             names = TopicNames.with_prefix(prefix)
-            backlog = events[:min(a.backlog, len(events) // 2)] if not a.rate else events[:200]
+            backlog = events[:WARM_UP_EVENTS if a.rate else min(a.backlog, len(events) // 2)]
             feed = jobkit.Feed(bootstrap, registry_url, prefix, 4)  # warm for the steady phase
             feed.send(backlog)
             # Listening from now on, so its start-up is over before the steady phase; only the
@@ -392,7 +393,7 @@ def main() -> None:
     thirds = [lat[i * len(lat) // 3:(i + 1) * len(lat) // 3] for i in range(3)]
     keeping_up = ("p50 by thirds of the phase: "
                   + " / ".join(f"{percentile(t, 50):.0f}" for t in thirds) + " ms. "
-                  # With --rate the backlog is a 200-event warm-up: its CPU is start-up.
+                  # With --rate the backlog is a warm-up: its CPU is start-up.
                   + stats.explain(rate, lag, None if a.rate else drain_us, cpu_us))
     if not drained:
         keeping_up += (f" **Lower bounds:** {missing:,} events were still unconsumed "

@@ -21,7 +21,7 @@ def args(**given: float) -> argparse.Namespace:
 def test_a_given_rate_gets_events_for_the_steady_phase_and_the_profile() -> None:
     a = args(rate=1_400, seconds=5, profile=2)
     events = generate(GeneratorConfig(orders=latency_bench.orders_needed(a), seed=11)).events
-    assert len(events) - 200 >= 1_400 * (5 + 2)
+    assert len(events) - latency_bench.WARM_UP_EVENTS >= 1_400 * (5 + 2)
 
 
 def test_a_measured_rate_gets_events_for_half_of_the_assumed_capacity() -> None:
