@@ -9,14 +9,17 @@ and validate before encoding, so a bad record fails with a field path instead of
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from streams.delivery_reports import describe, unconfirmed
 from streams.schema_source import SchemaSource
 from streams.serde import WireEncoder
 from streams.topics import TopicNames
@@ -43,6 +46,8 @@ _FALLBACK_KEY: dict[str, str] = {
     "SlaAlert": "fingerprint",
     "WindowedMetric": "group_key",
 }
+
+log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes | None]] | dict[str, bytes | None] | None
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
@@ -135,6 +140,11 @@ class _Core:
         self._encoders: dict[str, WireEncoder] = {}
         self.delivered = 0
         self.errors: list[DeliveryFailed] = []
+        # Records reported delivered without an offset, to be sent again (see
+        # streams.delivery_reports), with the callback that settles each; and how many were.
+        self._unconfirmed: deque[tuple[Message, DeliveryCallback]] = deque()
+        self._resending = threading.Lock()  # the async poller resends as well as flush
+        self.resent = 0
 
     def record_name(self, topic: str, record_name: str | None) -> str:
         if record_name is not None:
@@ -169,6 +179,47 @@ class _Core:
         else:
             self.errors.append(DeliveryFailed(msg.topic() or "?", msg.key(), err))
 
+    def _settles(self, err: KafkaError | None, msg: Message, callback: DeliveryCallback) -> bool:
+        """Whether this report settles its record; a success without an offset does not: the
+        record is kept to be sent again (the order of input events does not matter, their
+        consumers deduplicate by event id)."""
+        if not unconfirmed(err, msg):
+            return True
+        log.warning("sending again: %s", describe(msg))
+        self._unconfirmed.append((msg, callback))
+        return False
+
+    def _resend_unconfirmed(self) -> None:
+        """Send again what came back unconfirmed (outside librdkafka's callbacks, where a full
+        queue could not be waited on)."""
+        with self._resending:
+            while self._unconfirmed:
+                msg, callback = self._unconfirmed.popleft()
+                self._produce(msg.topic() or "", msg.key(), msg.value(), msg.headers(), callback)
+                self.resent += 1
+
+    def _flush(self, timeout: float) -> int:
+        """Wait for outstanding deliveries, records sent again included; returns how many are
+        still queued or unsettled (0 = all done)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.producer.flush(max(0.0, deadline - time.monotonic()))
+            self._resend_unconfirmed()  # also waits out a resend under way on another thread
+            outstanding = len(self.producer) + len(self._unconfirmed)
+            if not outstanding or time.monotonic() >= deadline:
+                return outstanding
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None,
+                 headers: list[tuple[str, bytes | None]] | None,
+                 callback: DeliveryCallback) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, headers=headers,
+                                      on_delivery=callback)
+                return
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                self.producer.poll(0.5)
+
 
 class EventProducer(_Core):
     """Synchronous producer: ``send`` queues (delivery is async in librdkafka), ``flush`` waits."""
@@ -184,18 +235,16 @@ class EventProducer(_Core):
                     headers: Headers = None, on_delivery: DeliveryCallback | None = None) -> None:
         """Queue bytes as they are (replays, dead letters)."""
         def callback(err: KafkaError | None, msg: Message) -> None:
+            if not self._settles(err, msg, callback):
+                return
             self._track(err, msg)
             if on_delivery is not None:
                 on_delivery(err, msg)
 
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key, headers=_headers(headers),
-                                      on_delivery=callback)
-                break
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                self.producer.poll(0.5)
+        self._produce(topic, key, value, _headers(headers), callback)
         self.producer.poll(0)
+        if self._unconfirmed:
+            self._resend_unconfirmed()
 
     def send_many(self, topic: str, records: Iterable[dict[str, Any]], **kw: Any) -> int:
         n = 0
@@ -206,7 +255,7 @@ class EventProducer(_Core):
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for outstanding deliveries; returns how many are still queued (0 = all done)."""
-        return int(self.producer.flush(timeout))
+        return self._flush(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         remaining = self.flush(timeout)
@@ -246,6 +295,8 @@ class AsyncEventProducer(_Core):
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
             self.producer.poll(0.1)
+            if self._unconfirmed:
+                self._resend_unconfirmed()
 
     async def send(self, topic: str, record: dict[str, Any], *, record_name: str | None = None,
                    key: bytes | None = None, headers: Headers = None) -> asyncio.Future[Delivery]:
@@ -278,6 +329,8 @@ class AsyncEventProducer(_Core):
                 fut.set_exception(DeliveryFailed(topic, key, err))
 
         def callback(err: KafkaError | None, msg: Message) -> None:
+            if not self._settles(err, msg, callback):
+                return
             self._track(err, msg)
             loop.call_soon_threadsafe(settle, err, msg)
 
@@ -290,7 +343,7 @@ class AsyncEventProducer(_Core):
                 await asyncio.sleep(0.05)
 
     async def flush(self, timeout: float = 30.0) -> int:
-        return int(await asyncio.to_thread(self.producer.flush, timeout))
+        return await asyncio.to_thread(self._flush, timeout)
 
     async def stop(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
