@@ -20,6 +20,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from streams.delivery_reports import failure
 from streams.logs import LogBudget
 from streams.producer import producer_config
 from streams.schema_source import RegistryUnavailable, SchemaSource
@@ -139,10 +140,11 @@ class DeadLetterSink:
             **({"unlogged_before": skipped} if skipped else {})})
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
-        if err is None:
+        reason = failure(err, msg)
+        if reason is None:
             self.sent += 1
         else:
-            self.errors.append(f"{self.topic}: {err.str()}")
+            self.errors.append(reason)
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for queued dead letters; returns how many are still undelivered."""
@@ -279,11 +281,12 @@ def replay(bootstrap: str, names: TopicNames | str, source: SchemaSource | None 
         bootstrap, {"client.id": "fstreams-dlq-replay", **(config or {})}))
 
     def delivered(err: KafkaError | None, msg: Message) -> None:
-        if err is None:
+        reason = failure(err, msg)
+        if reason is None:
             summary.replayed += 1
-        else:
+        else:  # replaying again is safe: consumers drop what they already have by event id
             summary.failed += 1
-            summary.errors.append(f"{msg.topic()}: {err.str()}")
+            summary.errors.append(reason)
 
     for entry in iter_dead_letters(bootstrap, names, source, filters):
         record = entry.record

@@ -17,10 +17,11 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams.census_store import CENSUS_KEY
 from streams.census_store import dumps as census_dumps
+from streams.delivery_reports import failure
 from streams.dlq import DeadLetterSink
 from streams.ingest import RejectedInput, read_input
 from streams.observations import PARTITION as OBSERVATIONS_PARTITION
@@ -169,7 +170,12 @@ class PartitionReplay:
             "linger.ms": 20, "batch.num.messages": 20_000, "compression.type": "lz4",
             "queue.buffering.max.messages": 1_000_000,
             "partitioner": "murmur2_random",  # as every producer of the product (see producer)
+            "on_delivery": self._delivered,
         })
+        # Reports that do not prove their record written (errors, no offset): how many, and
+        # the first reason. Any of them and the hand-over raises: nothing is committed.
+        self.undelivered = 0
+        self.first_undelivered: str | None = None
         self.dead: DeadLetterSink | None = None
 
     # -- state ---------------------------------------------------------------------------------
@@ -320,6 +326,12 @@ class PartitionReplay:
             taken += len(messages)
             yield from messages
 
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        reason = failure(err, msg)
+        if reason is not None:
+            self.undelivered += 1
+            self.first_undelivered = self.first_undelivered or reason
+
     def _produce(self, topic: str, key: bytes | None, value: bytes | None,
                  partition: int = -1) -> None:
         while True:
@@ -337,8 +349,14 @@ class PartitionReplay:
             return self.summary
         self._write_tables()
         dead_unsent = self.dead.flush(60) if self.dead is not None else 0
-        if self.producer.flush(60) or dead_unsent:
-            raise RuntimeError("replay outputs were not all acknowledged; nothing committed")
+        unsent = self.producer.flush(60)
+        dead_failed = self.dead.errors if self.dead is not None else []
+        if unsent or dead_unsent or self.undelivered or dead_failed:
+            first = self.first_undelivered or (dead_failed[0] if dead_failed else "timed out")
+            raise RuntimeError(
+                f"replay outputs were not all acknowledged ({unsent + dead_unsent} unsent, "
+                f"{self.undelivered + len(dead_failed)} failed, first: {first}); nothing "
+                "committed: run the replay again")
         return self.summary
 
     def _write_tables(self) -> None:

@@ -28,6 +28,8 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from faust.sensors import Sensor
 
+from streams.delivery_reports import failure
+
 log = logging.getLogger(__name__)
 
 
@@ -81,8 +83,12 @@ class OutputSink:
                 self._settled_below += 1
         else:
             self._settled_above.add(seq)
-        if err is not None:
-            self._failed.append(f"{msg.topic()}: {err.str()}")
+        reason = failure(err, msg)
+        if reason is not None:
+            # Without an offset too: not proof it was written, and sending it again could put
+            # it behind a later record of its key (a changelog would keep the stale one). A
+            # failure, so the batch is recomputed from the last committed offsets.
+            self._failed.append(reason)
         else:
             self.delivered += 1
             tp = (msg.topic(), msg.partition())
@@ -123,7 +129,7 @@ class OutputSink:
         each other: a partition keeps its own order, and waiting for the previous batch's
         table records too would allow one batch per round trip and pile the rest up."""
         barrier = self._issued
-        if not self._held and self._settled_below >= barrier:
+        if not self._held and self._settled_below >= barrier and not self._failed:
             self._send(None, topic, key, value, headers, partition, then)
         else:
             self._held.append((barrier, (topic, key, value, headers, partition, then)))
@@ -153,6 +159,8 @@ class OutputSink:
         return len(self._held)
 
     def _release(self) -> None:
+        if self._failed:  # a failed output settles, but what waits for it must not go out
+            return
         held = self._held
         while held and self._settled_below >= held[0][0]:
             self._send(None, *held.popleft()[1])

@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.delivery_reports import failure
 from streams.producer import producer_config
 from streams.settings import Settings
 from streams.topic_reader import read_to_end
@@ -93,9 +94,10 @@ def ensure_silences_topic(bootstrap: str, topic: str, replication_factor: int = 
 def _produce(settings: Settings, topic: str, key: str, value: bytes | None) -> None:
     errors: list[str] = []
 
-    def delivered(err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            errors.append(err.str())
+    def delivered(err: KafkaError | None, msg: Message) -> None:
+        reason = failure(err, msg)
+        if reason is not None:
+            errors.append(reason)
 
     producer = Producer(producer_config(settings.bootstrap_servers,
                                         {"client.id": "fstreams-silences"}))

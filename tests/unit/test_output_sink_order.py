@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from streams.sink import OutputSink
+from streams.sink import OutputNotDelivered, OutputSink
 
 
 class _Message:
@@ -23,6 +23,9 @@ class _Message:
 
     def offset(self) -> int:
         return self.seq
+
+    def key(self) -> bytes:
+        return b"k"
 
 
 @pytest.fixture
@@ -77,17 +80,46 @@ def test_a_held_record_waits_only_for_outputs_before_it(sink: OutputSink) -> Non
     assert sink.held == 1
 
 
-def test_a_failed_report_settles_its_record(sink: OutputSink) -> None:
+class _Error:
+    def str(self) -> str:
+        return "broker said no"
+
+
+class _Unconfirmed(_Message):
+    """A success the client inferred from a later batch: no offset."""
+
+    def offset(self) -> None:  # type: ignore[override]
+        return None
+
+
+@pytest.mark.parametrize("failure", ["error", "no offset"])
+def test_a_failed_report_settles_its_record_and_holds_back_what_waits_for_it(
+        sink: OutputSink, failure: str) -> None:
+    """Settled, so nothing waits forever; but the table record behind it must not go out
+    (it would claim an output that is not on its topic): flush raises, the worker exits
+    uncommitted and recomputes the batch."""
     sink.produce("outputs", b"k", b"v")
     sink.produce_after_outputs("changelog", b"k", b"v", partition=0)
-
-    class _Error:
-        def str(self) -> str:
-            return "broker said no"
-
-    sink._on_delivery(0, None, _Error(), _Message(0))  # type: ignore[arg-type]
+    ran: list[int] = []
+    if failure == "error":
+        sink._on_delivery(0, lambda: ran.append(0), _Error(), _Message(0))  # type: ignore[arg-type]
+    else:
+        sink._on_delivery(0, lambda: ran.append(0), None, _Unconfirmed(0))  # type: ignore[arg-type]
     sink.poll()
-    assert sink.held == 0  # never wedged; the failure itself is raised by flush
+    assert (sink._settled_below, sink.held, ran) == (1, 1, [])
+    sink.produce_after_outputs("changelog", b"k", b"w", partition=0)
+    assert sink.held == 2
+    with pytest.raises(OutputNotDelivered, match="broker said no" if failure == "error"
+                       else "without an offset"):
+        sink.flush(0.1)
+
+
+def test_a_report_without_an_offset_is_not_an_acknowledgement(sink: OutputSink) -> None:
+    sink.produce("outputs", b"k", b"v")
+    sink._on_delivery(0, None, None, _Unconfirmed(0))  # type: ignore[arg-type]
+    assert (sink.delivered, sink.acked) == (0, {})
+    with pytest.raises(OutputNotDelivered, match=r"outputs \[0\] key b'k'"):
+        sink.flush(0.1)
 
 
 def test_settled_watermark_over_a_shuffled_stream(sink: OutputSink) -> None:
