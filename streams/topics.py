@@ -101,11 +101,11 @@ def ensure_topics(bootstrap: str, names: TopicNames, partitions: int,
 
 def wait_for_leaders(admin: Any, topics: list[str], partitions: int,
                      timeout_s: float = 30.0) -> None:
-    """Return once every partition of `topics` has a leader.
-
-    Records produced into a partition of a topic created a moment ago, before its leader is
-    settled, were seen acknowledged and yet missing from the topic (1 run in ~15 of
-    ~1,200 records into fresh topics); producing after the leaders are known lost none.
+    """Return once every partition of `topics` has a leader, so that the first records into
+    a topic created a moment ago are not refused and retried. (Records produced while the
+    leaders settled came back "delivered" without an offset and were missing from the topic;
+    this wait made that rarer, not impossible: the producers now treat such reports as not
+    delivered, see streams.delivery_reports.)
     """
     deadline = time.monotonic() + timeout_s
     while True:

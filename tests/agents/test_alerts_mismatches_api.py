@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from streams.broker.launcher import free_port
 from streams.generator.build import Generated, generate
@@ -81,23 +80,6 @@ def _late_order(template: GeneratedEvent, order_id: str, kind: str, at: int) -> 
     return GeneratedEvent(topic="orders", key=order_id, value=value)
 
 
-def _create_topics(settings: Settings, names: TopicNames) -> None:
-    """Create the topics and wait until every input partition has a leader. Producing at
-    once into topics created a moment earlier has lost an acknowledged record about one
-    run in twenty on the embedded broker (see the assertion in the fixture)."""
-    ensure_topics(settings.bootstrap_servers, names, settings.partitions)
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    deadline = time.monotonic() + 30
-    while True:
-        found = admin.list_topics(timeout=10).topics
-        if all(topic in found and len(found[topic].partitions) == settings.partitions
-               and all(p.leader >= 0 for p in found[topic].partitions.values())
-               for topic in names.inputs):
-            return
-        assert time.monotonic() < deadline, "input partitions have no leader after 30 s"
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def scenario(kafka_bootstrap: str, registry_url: str,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
@@ -118,7 +100,7 @@ def scenario(kafka_bootstrap: str, registry_url: str,
     phases = [generated.events,
               [_late_order(template, o, "placed", as_of + HOUR) for o in late],
               [_late_order(template, o, "updated", as_of + 2 * HOUR) for o in late]]
-    _create_topics(settings, names)
+    ensure_topics(settings.bootstrap_servers, names, settings.partitions)
     port = free_port()
     worker = _worker(settings, port, data_dir / "worker-1.log").start()
     try:
@@ -127,13 +109,14 @@ def scenario(kafka_bootstrap: str, registry_url: str,
             produced += produce_to_kafka(
                 events, bootstrap=settings.bootstrap_servers, registry_url=settings.registry_url,
                 topic_prefix=settings.topic_prefix, partitions=settings.partitions)
-            # The end offsets a metadata request reports can trail the acknowledgement
-            # briefly on a loaded broker (1176 of 1177 once in CI): poll, not read once.
-            deadline = time.monotonic() + 30
+            # Every record the producer counted delivered is on its topic (it counts only
+            # those the broker gave an offset; once in CI, before it did, topics held 1,175 of
+            # 1,177 "delivered"). More is fine: a record sent again may have been written.
+            deadline = time.monotonic() + 10
             while (held := sum(end_offsets(settings.bootstrap_servers,
-                                           names.inputs).values())) != produced:
+                                           names.inputs).values())) < produced:
                 assert time.monotonic() < deadline, \
-                    f"acknowledged {produced} input records, topics hold {held}"
+                    f"delivered {produced} input records, topics hold {held}"
                 time.sleep(0.2)
             wait_for_zero_lag(settings.bootstrap_servers, settings.app_id, names.inputs,
                               workers=[worker])
