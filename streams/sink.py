@@ -83,16 +83,15 @@ class OutputSink:
                 self._settled_below += 1
         else:
             self._settled_above.add(seq)
-        reason = failure(err, msg)
-        if reason is not None:
+        offset = msg.offset() if err is None else None
+        if offset is None:
             # Without an offset too: not proof it was written, and sending it again could put
             # it behind a later record of its key (a changelog would keep the stale one). A
             # failure, so the batch is recomputed from the last committed offsets.
-            self._failed.append(reason)
+            self._failed.append(failure(err, msg) or "?")
         else:
             self.delivered += 1
             tp = (msg.topic(), msg.partition())
-            offset = msg.offset()
             if offset > self.acked.get(tp, -1):
                 self.acked[tp] = offset
             if then is not None:
