@@ -38,8 +38,13 @@ def describe(msg: Message) -> str:
             "broker)")
 
 
-def failure(err: KafkaError | None, msg: Message) -> str | None:
-    """Why this report does not prove its record written (an error, or no offset), or None."""
+def reason(err: KafkaError | None, msg: Message) -> str:
+    """Why a report that is not a proof of delivery (an error, or no offset) is not."""
     if err is not None:
         return f"{msg.topic()} [{msg.partition()}]: {err.str()}"
-    return describe(msg) if msg.offset() is None else None
+    return describe(msg)
+
+
+def failure(err: KafkaError | None, msg: Message) -> str | None:
+    """Why this report does not prove its record written, or None when it does."""
+    return reason(err, msg) if err is not None or msg.offset() is None else None

@@ -28,7 +28,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from faust.sensors import Sensor
 
-from streams.delivery_reports import failure
+from streams.delivery_reports import reason
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class OutputSink:
             # Without an offset too: not proof it was written, and sending it again could put
             # it behind a later record of its key (a changelog would keep the stale one). A
             # failure, so the batch is recomputed from the last committed offsets.
-            self._failed.append(failure(err, msg) or "?")
+            self._failed.append(reason(err, msg))
         else:
             self.delivered += 1
             tp = (msg.topic(), msg.partition())
