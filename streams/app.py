@@ -59,6 +59,9 @@ def create_app(settings: Settings, **overrides: Any) -> Pipeline:
     malloc_arenas.limit(settings.malloc_arenas)
     conf: dict[str, Any] = {
         "broker": f"kafka://{settings.bootstrap_servers}",
+        # Each worker's clients carry its id at the broker (logs, metrics, quotas): this one
+        # reads the inputs and changelogs; "-outputs" and "-restore" are the others.
+        "broker_client_id": f"{settings.worker_id}-faust",
         # Faust's RocksDB store on one memory budget for the process (streams/rocks_options.py).
         "store": STORE_URL,
         "datadir": str(worker_dir(settings)),
@@ -105,6 +108,7 @@ def create_app(settings: Settings, **overrides: Any) -> Pipeline:
         # Every changelog ends with a commit marker, which Faust's own recovery waits out (two
         # idle 5 s polls) however little is left to read: the bulk restore steps over it.
         min_records = min(min_records, 1)
-    bulk_restore.attach(app, bulk_restore.RestoreConfig(settings.bootstrap_servers,
-                                                        min_records=min_records))
+    bulk_restore.attach(app, bulk_restore.RestoreConfig(
+        settings.bootstrap_servers, min_records=min_records,
+        client_id=f"{settings.worker_id}-restore"))
     return Pipeline(app=app, settings=settings, names=names)

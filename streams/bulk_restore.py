@@ -55,6 +55,8 @@ class RestoreConfig:
     bootstrap: str
     min_records: int = 1_000  # 0: bulk restore off, Faust restores everything
     budget_s: float = 45.0  # at most this long per recovery; Faust finishes the rest
+    # The restore consumer's name at the broker (its metrics, logs and quotas).
+    client_id: str = "fstreams-restore"
 
 
 @dataclass(frozen=True)
@@ -119,11 +121,12 @@ class Outcome:
 
 
 def restore(bootstrap: str, targets: dict[TP, Target], stop: threading.Event,
-            deadline: float) -> None:
+            deadline: float, client_id: str = "fstreams-restore") -> None:
     """Read every target's span and apply it to its database (blocking: run it in a thread).
     Each target's `written` is the offset recorded with its last write."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
+        "client.id": client_id,
         "group.id": f"fstreams-restore-{uuid.uuid4().hex[:8]}",  # assigned, never committed
         "enable.auto.commit": False,
         "enable.partition.eof": True,
@@ -268,7 +271,8 @@ class BulkRecovery(Recovery):
         started = time.monotonic()
         log.info("bulk restore of %d changelog records in %d partitions",
                  sum(t.span.records for t in targets.values()), len(targets))
-        self._bulk = _run_in_thread(restore, config.bootstrap, targets, stop, started + budget)
+        self._bulk = _run_in_thread(restore, config.bootstrap, targets, stop, started + budget,
+                                    config.client_id)
         try:
             await asyncio.shield(self._bulk)
         except asyncio.CancelledError:  # another rebalance (or stop): end the thread soon
