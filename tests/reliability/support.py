@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -13,7 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from streams.broker.launcher import free_port
+from streams.broker.libs import libs_dir
 from streams.generator.emit import GeneratedEvent
 from streams.generator.output import produce_to_kafka
 from streams.procs import ChildProcess, fstreams, http_ok
@@ -173,3 +177,38 @@ def worker_process(settings: Settings, worker_id: str, log_path: Path,
     """A started `fstreams worker` of `settings`' application (as tests/agents starts them)."""
     return ChildProcess(worker_id, fstreams("worker"), env=worker_env(settings, worker_id, **env),
                         log_path=log_path).start()
+
+
+def consumer_quota(bootstrap: str, client_id: str, bytes_per_second: int | None) -> None:
+    """Set (or, with None, remove) the broker's fetch quota of the clients named `client_id`,
+    through Kafka's own ConfigCommand (the Python admin client has no quota call)."""
+    change = (["--add-config", f"consumer_byte_rate={bytes_per_second}"] if bytes_per_second
+              else ["--delete-config", "consumer_byte_rate"])
+    done = subprocess.run(
+        ["java", "-Xmx128m", "-cp", f"{libs_dir()}/*", "kafka.admin.ConfigCommand",
+         "--bootstrap-server", bootstrap, "--alter", "--entity-type", "clients",
+         "--entity-name", client_id, *change], capture_output=True, text=True)
+    assert done.returncode == 0, f"setting the quota failed: {done.stdout}{done.stderr}"
+
+
+def assert_served_equals_oracle(settings: Settings, url: str) -> None:
+    """Every order as `GET /orders/{id}` serves it (from the owner's local table, not from the
+    changelog) has the pure oracle's verdicts."""
+    oracle = verdicts(oracle_records(settings))
+    differ: list[str] = []
+    with httpx.Client(timeout=10.0) as client:
+        for order_id, expected in oracle.items():
+            if expected["state"] is None:
+                continue  # an orphan: answered 404 by design
+            response = client.get(f"{url}/orders/{order_id}")
+            assert response.status_code == 200, (order_id, response.text)
+            served = response.json()
+            mismatches = served.pop("open_mismatches")
+            alerts = served.pop("alerts")
+            got = {"state": fulfillment.canonical_view(served),
+                   "mismatches": sorted((m["mismatch_id"], m["difference"]) for m in mismatches),
+                   "firing": sorted(a["fingerprint"] for a in alerts
+                                    if a["status"] == "firing")}
+            if got != expected:
+                differ.append(f"{order_id}: served {got} oracle {expected}")
+    assert not differ, f"{len(differ)} orders served otherwise than the oracle: {differ[:2]}"
