@@ -54,6 +54,7 @@ def run_worker(settings: Settings) -> None:
     gc_tuning.set_young_threshold(settings.gc_young_threshold)
     log.info("worker starting", extra={"worker_id": settings.worker_id,
                                        "bootstrap": settings.bootstrap_servers,
+                                       "guarantee": settings.processing_guarantee,
                                        "web": f"{settings.web_url}/"})
     exactly_once = settings.processing_guarantee == "exactly_once"
     table_dir = Path(pipeline.app.conf.tabledir)
