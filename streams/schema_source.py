@@ -8,6 +8,7 @@ serves unit tests and the benchmark (it counts calls so tests can prove the cach
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -113,7 +114,11 @@ class RegistrySchemaSource:
                  timeout_s: float = 5.0, max_retries: int = 1) -> None:
         with warnings.catch_warnings():
             # authlib (pulled in by the client) warns about its httpx module on import; the
-            # warning is theirs to fix and would otherwise print in every CLI run.
+            # warning is theirs to fix and would otherwise print in every worker and CLI run.
+            # Its own import puts an "always" filter for its warnings first in line, so it is
+            # imported before the "ignore" goes in front of that.
+            with contextlib.suppress(ImportError):
+                import authlib.deprecate  # noqa: F401
             warnings.simplefilter("ignore", DeprecationWarning)
             from confluent_kafka.schema_registry import SchemaRegistryClient
 

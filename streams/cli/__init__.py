@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import typer
 
 from streams.cli import alerts, broker, config, demo, dlq, generate, produce, replay, worker
@@ -38,6 +36,4 @@ if registry_command is not None:
 
 
 def main() -> None:
-    # authlib (pulled in by the schema-registry client) warns about httpx on import.
-    warnings.filterwarnings("ignore", message=".*httpx module is deprecated.*")
     app()
