@@ -21,9 +21,15 @@ What must hold around that:
   restored from their changelogs.
 - Faust commits while no batch is being processed (the agent's lock), so a transaction never
   holds outputs of a batch without its offsets, nor offsets without their outputs.
-- Offsets are committed with the group id only (generation -1), which the broker accepts for
-  transactional commits; zombie fencing is by transactional id, i.e. per worker id: two live
-  workers must never share a worker id.
+- Zombies are fenced two ways. A successor with the same worker id takes over the
+  transactional id (two live workers must never share a worker id). And the offsets go into
+  the transaction with the worker's group membership (generation, member id, instance id:
+  KIP-447), so the broker refuses the commit of a worker the group has moved on from, e.g.
+  one paused past its session while its partitions went to another worker. A worker that
+  learns it is no longer a member (its consumer resets the generation) while its transaction
+  holds records exits without committing them: they belong to partitions another worker now
+  owns, and its tables hold their writes, so a restart restores the tables from the
+  changelogs (`tests/reliability/test_zombie.py`).
 
 Dead letters and the windowed-metrics agents' outputs stay at-least-once (their own producers).
 """
@@ -34,7 +40,10 @@ import asyncio
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +60,35 @@ EX_SOFTWARE = 70
 
 def transactional_id(app_id: str, worker_id: str) -> str:
     return f"{app_id}-{worker_id}-outputs"
+
+
+@dataclass(frozen=True)
+class Membership:
+    """The worker's place in its consumer group, as its consumer last knew it."""
+
+    generation: int
+    member_id: str = ""
+    instance_id: str | None = None
+
+    @property
+    def lost(self) -> bool:
+        """The consumer was told the group no longer knows it (it reset its generation)."""
+        return self.generation < 0
+
+
+NON_MEMBER = Membership(-1)
+
+
+def group_metadata(group_id: str, membership: Membership) -> bytes:
+    """Consumer group metadata as librdkafka serializes it (its "CGMDv2" form, which
+    confluent-kafka passes to `send_offsets_to_transaction` as bytes). The group's consumer
+    is aiokafka's (Faust's), so librdkafka cannot produce it; `TransactionalSink` checks
+    this layout against librdkafka's own before relying on it."""
+    head = (b"CGMDv2:" + struct.pack("=i", membership.generation) + group_id.encode() + b"\0"
+            + membership.member_id.encode() + b"\0")
+    if membership.instance_id is None:
+        return head + b"\1"
+    return head + b"\0" + membership.instance_id.encode() + b"\0"
 
 
 class TransactionalSink(OutputSink):
@@ -70,7 +108,16 @@ class TransactionalSink(OutputSink):
         self.input_batches = 0  # input batches processed since the last commit (the agent)
         # Fences a predecessor with the same transactional id and aborts what it left open.
         self._producer.init_transactions(init_timeout_s)
-        self._group = _group_metadata(bootstrap, group_id)
+        # The worker's group membership now (`install` points it at Faust's consumer).
+        self.membership: Callable[[], Membership] = lambda: NON_MEMBER
+        self._non_member = _group_metadata(bootstrap, group_id)
+        # Our layout of the metadata is only used while it matches librdkafka's own.
+        self.fencing = group_metadata(group_id, NON_MEMBER) == self._non_member
+        if not self.fencing:
+            log.warning("this librdkafka serializes group metadata otherwise: offsets are "
+                        "committed without the group generation, so a worker paused past its "
+                        "session is not fenced by the broker", extra={
+                            "librdkafka": repr(self._non_member)})
         self._producer.begin_transaction()
         # Changelog offsets as of the last commit. A store must not record an offset inside
         # the open transaction as its position: recovery reads the changelog read_committed,
@@ -89,14 +136,18 @@ class TransactionalSink(OutputSink):
         super()._send(*args)
         self.uncommitted += 1
 
-    def commit(self, offsets: Mapping[TP, int], timeout_s: float = 30.0) -> None:
+    def commit(self, offsets: Mapping[TP, int], membership: Membership = NON_MEMBER,
+               timeout_s: float = 30.0) -> None:
         """Commit the open transaction with `offsets` (next offset to read, per partition)
-        and open the next one. Raises KafkaException when the transaction cannot commit."""
+        and open the next one. Raises KafkaException when the transaction cannot commit, e.g.
+        when the group has moved on from `membership`."""
         producer = self._producer
         positions = [TopicPartition(tp.topic, tp.partition, offset)
                      for tp, offset in offsets.items()]
         if positions:
-            producer.send_offsets_to_transaction(positions, self._group, timeout_s)
+            group = (group_metadata(self.group_id, membership) if self.fencing
+                     else self._non_member)
+            producer.send_offsets_to_transaction(positions, group, timeout_s)
         producer.commit_transaction(timeout_s)
         self.flush()  # surfaces delivery errors; nothing is in flight after a commit
         self._committed_acked = dict(self.acked)
@@ -130,14 +181,20 @@ def install(app: Any, sink: TransactionalSink, lock: asyncio.Lock) -> None:
     records. `lock` is held by the agent while it processes a batch."""
     consumer = app.consumer
 
+    sink.membership = partial(_membership, consumer)
+
     async def commit_in_transaction(offsets: Mapping[TP, int]) -> bool:
+        membership = sink.membership()
+        if membership.lost:
+            _exit_if_holding(sink)
+            return False  # the offsets of partitions that may have moved: not ours to commit
         assignment = consumer.assignment()
         committable = {tp: offset for tp, offset in offsets.items() if tp in assignment}
         if not committable:
             return False
         async with lock:
             try:
-                sink.commit(committable)
+                sink.commit(committable, membership)
             except (KafkaException, OutputNotDelivered):
                 # Fenced (a successor took our transactional id) or the transaction failed:
                 # nothing of it is visible. Stop uncommitted; a restart redoes the work.
@@ -148,6 +205,25 @@ def install(app: Any, sink: TransactionalSink, lock: asyncio.Lock) -> None:
     consumer._commit = commit_in_transaction
     _read_committed(app)
     app.tables.recovery.app = _TransactionalRecoveryView(app)
+
+
+def _membership(consumer: Any) -> Membership:
+    """The group membership of Faust's aiokafka consumer, read from its coordinator."""
+    coordinator = consumer._thread._ensure_consumer()._coordinator
+    return Membership(coordinator.generation, coordinator.member_id or "",
+                      coordinator._group_instance_id)
+
+
+def _exit_if_holding(sink: TransactionalSink) -> None:
+    """The group no longer counts this worker a member. Records in the open transaction came
+    from partitions that may be another worker's by now, and the tables hold their writes:
+    exit without committing them; the restart (no clean-stop marker) restores the tables
+    from their changelogs, and its producer aborts the transaction."""
+    if sink.uncommitted or sink.input_batches:
+        log.critical("no longer a member of the consumer group (paused past its session?) "
+                     "with %d records of %d input batches uncommitted: exiting without them",
+                     sink.uncommitted, sink.input_batches)
+        os._exit(EX_SOFTWARE)
 
 
 class _TransactionalRecoveryView:
@@ -180,6 +256,9 @@ def commit_idle(sink: TransactionalSink) -> None:
     the next input or the transaction timeout. Only when no input batch was processed since
     the last commit: then nothing in the transaction is owed to uncommitted input.
     """
+    if sink.membership().lost:  # ticks of partitions that may have moved: not ours
+        _exit_if_holding(sink)
+        return
     if sink.uncommitted and not sink.input_batches:
         try:
             sink.commit({})
