@@ -159,7 +159,9 @@ class FulfillmentProcessor:
             stale = [event for event in events if not self.owns(event)]
             self.hold(stale)
             log.warning("held %d events read before a rebalance; their partitions' owner "
-                        "reads them again", len(stale))
+                        "reads them again", len(stale), extra={"held": ",".join(
+                            f"{e.message.topic}[{e.message.partition}]@{e.message.offset}"
+                            for e in stale)})
             events = [event for event in events if self.owns(event)]
         batch: KeyedBatch[Record] = KeyedBatch(self.table, self.writer)
         counters = self.counters

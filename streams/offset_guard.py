@@ -22,7 +22,10 @@ The guard, on Faust's consumer of the app's own input streams (not table changel
   base as the committed offset, so the head check has something to check against.
 - All seeks happen at one point of the consumer thread's order, and a record taken out of
   aiokafka before that point is discarded when it reaches the stream after it: the seek has
-  rewound its partition, it is read again.
+  rewound its partition, it is read again. A record already being handed over when the seek
+  lands would leave its own offset as the read offset (Faust writes it after the hand-over,
+  over the seek's), and Faust would then drop the records read again below it: the seek's
+  read offset is put back.
 - `_new_offset` commits only an unbroken run from the committed offset (`committable_offset`),
   and nothing while a partition's start is unknown (assigned, not yet sought).
 - A read offset of 0 still records a gap (Faust's `if r_offset:` skips it), so a partition
@@ -82,6 +85,9 @@ class OffsetGuard:
         self._seeks = 0  # seeks done, counted in the consumer thread
         self._drained_at = 0  # `_seeks` when the last fetch took records out of aiokafka
         self._seeking = 0  # perform_seek calls in progress
+        # Read offsets the last seek set (see `getmany`), and how many seeks set them.
+        self._sought: dict[TP, int | None] = {}
+        self._seeks_recorded = 0
         self._idle = asyncio.Event()
         self._idle.set()
         # Offset bookkeeping of the partitions being revoked (see on_partitions_revoked)
@@ -114,17 +120,21 @@ class OffsetGuard:
         self._idle.clear()
         try:
             committed, bases = await self.thread.call_thread(self._seek_in_thread)
+            sought: dict[TP, int | None] = {}
             for kafka_tp, offset in committed.items():
                 tp = TP(kafka_tp.topic, kafka_tp.partition)
                 base = bases.get(kafka_tp)
                 if base is not None:
-                    consumer._read_offset[tp] = base
+                    consumer._read_offset[tp] = sought[tp] = base
                     consumer._committed_offset[tp] = base
                     continue
                 # Faust's own bookkeeping (perform_seek), for everything else
-                consumer._read_offset[tp] = offset if offset is not None and offset >= 0 else None
+                consumer._read_offset[tp] = sought[tp] = (
+                    offset if offset is not None and offset >= 0 else None)
                 if offset is not None:
                     consumer._committed_offset[tp] = offset or None
+            self._sought = sought
+            self._seeks_recorded += 1
             if bases:
                 log.debug("never-committed inputs start at their log start",
                           extra={"partitions": {f"{tp.topic}-{tp.partition}": offset
@@ -176,7 +186,22 @@ class OffsetGuard:
                 if consumer._read_offset.get(tp) == 0 and message.offset > 1:
                     # Faust's gap for a jump past the read offset, which it skips when that is 0
                     await consumer._add_gap(tp, 1, message.offset)
+            seeks = self._seeks_recorded
             yield tp, message
+            # Faust's loop resumes this generator once it has handed `message` to the stream
+            # and recorded its offset as the partition's read offset. The hand-over awaits, so
+            # a seek may have rewound the partition and set its read offset meanwhile; Faust's
+            # write came after it, and would drop the records the seek reads again (below the
+            # message) without acknowledging them: restore what the seek set.
+            if self.guarded(tp):
+                if self._seeking:
+                    await self._idle.wait()
+                if self._seeks_recorded != seeks and tp in self._sought:
+                    log.info("a seek landed while a record was handed over; its read offset "
+                             "is kept", extra={"topic": tp.topic, "partition": tp.partition,
+                                               "offset": message.offset,
+                                               "read_offset": self._sought[tp]})
+                    consumer._read_offset[tp] = self._sought[tp]
 
     def new_offset(self, tp: TP) -> int | None:
         """Faust's `_new_offset`, with the head check for every guarded partition."""

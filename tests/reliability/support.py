@@ -106,9 +106,19 @@ def assert_live_equals_oracle(settings: Settings) -> dict[str, dict[str, Any]]:
     oracle = verdicts(oracle_records(settings))
     differ = sorted(k for k in set(live) | set(oracle) if live.get(k) != oracle.get(k))
     shown = "; ".join(f"{k}: live {live.get(k)} oracle {oracle.get(k)}, changelog writes "
-                      f"(offset, version): {changelog_history(settings, k)}" for k in differ[:3])
+                      f"(offset, version): {changelog_history(settings, k)}, input records: "
+                      f"{input_positions(settings, k)}" for k in differ[:3])
     assert not differ, f"{len(differ)} of {len(oracle)} orders differ from the oracle: {shown}"
     return live
+
+
+def input_positions(settings: Settings, order_id: str) -> list[str]:
+    """Where `order_id`'s input records are: topic[partition]@offset (a lost update's
+    suspects, to match against the workers' logs)."""
+    return [f"{topic.rsplit('-', 1)[-1]}[{partition}]@{offset}"
+            for topic in names_of(settings).inputs
+            for partition, offset, key, _ in read_topic(settings.bootstrap_servers, topic)
+            if key == order_id.encode()]
 
 
 def changelog_history(settings: Settings, order_id: str) -> list[tuple[int, int | None]]:
