@@ -174,7 +174,8 @@ class OffsetGuard:
         """Faust's getmany without input records a later seek has rewound over."""
         consumer = self.consumer
         async for tp, message in self._faust_getmany(timeout):
-            if self.guarded(tp):
+            guarded = self.guarded(tp)
+            if guarded:
                 if self._seeking:  # its offsets are being reset: decide once they are
                     await self._idle.wait()
                 if self._drained_at != self._seeks:
@@ -193,7 +194,7 @@ class OffsetGuard:
             # a seek may have rewound the partition and set its read offset meanwhile; Faust's
             # write came after it, and would drop the records the seek reads again (below the
             # message) without acknowledging them: restore what the seek set.
-            if self.guarded(tp):
+            if guarded:
                 if self._seeking:
                     await self._idle.wait()
                 if self._seeks_recorded != seeks and tp in self._sought:

@@ -48,9 +48,8 @@ from tests.reliability.test_rebalance import events_consumed
 pytestmark = pytest.mark.broker
 
 
-def members(settings: Settings) -> set[str]:
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    group = admin.describe_consumer_groups([settings.app_id])[settings.app_id].result(10)
+def members(admin: AdminClient, group_id: str) -> set[str]:
+    group = admin.describe_consumer_groups([group_id])[group_id].result(10)
     return {member.group_instance_id or member.client_id for member in group.members}
 
 
@@ -74,7 +73,9 @@ def test_paused_worker_exits_without_committing(app_settings: Settings, start: S
     assert first.proc is not None
     os.killpg(first.proc.pid, signal.SIGSTOP)
     try:
-        wait_for("worker-1 out of the group", lambda: len(members(settings)) == 1, timeout=60,
+        admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+        wait_for("worker-1 out of the group",
+                 lambda: len(members(admin, settings.app_id)) == 1, timeout=60,
                  workers=[second])
         # worker-2 reprocesses worker-1's uncommitted input and commits past it
         progress = input_progress(settings)[0]
