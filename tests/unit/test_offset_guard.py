@@ -259,7 +259,7 @@ def hand_over(guard: OffsetGuard, consumer: FakeConsumer, seek_to: int | None) -
 
 
 def test_a_seek_during_a_hand_over_keeps_its_read_offset() -> None:
-    # The race that explains a lost update the rebalance test shows about once in 30 runs
+    # The race that explains a lost update the rebalance test shows about once in 50 runs
     # (one event of a partition its worker kept, held at the rebalance, never applied): the
     # record handed over when the seek landed leaves its offset as the read offset, Faust
     # drops the records read again below it, and when that is only the one at the committed
