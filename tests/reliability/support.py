@@ -77,6 +77,17 @@ def readyz(port: int) -> int:
         return 0
 
 
+def events_consumed(port: int) -> float:
+    """Input events the worker on `port` has consumed, from its /metrics (0 when down)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("fstreams_events_consumed_total{"))
+
+
 def input_progress(settings: Settings) -> tuple[int, int]:
     """(input records committed by the app's group, input records in the topics)."""
     names = names_of(settings)

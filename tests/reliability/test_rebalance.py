@@ -5,7 +5,6 @@ the case where Faust's consumer skipped records it had dropped (streams/offset_g
 
 from __future__ import annotations
 
-import urllib.request
 from functools import partial
 
 import pytest
@@ -20,6 +19,7 @@ from tests.reliability.support import (
     Feeder,
     assert_duplicates_detectable,
     assert_live_equals_oracle,
+    events_consumed,
     input_progress,
     names_of,
     produce,
@@ -28,17 +28,6 @@ from tests.reliability.support import (
 )
 
 pytestmark = pytest.mark.broker
-
-
-def events_consumed(port: int) -> float:
-    """Input events the worker on `port` has consumed, from its /metrics (0 when down)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("fstreams_events_consumed_total{"))
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])

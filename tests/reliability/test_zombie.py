@@ -37,13 +37,13 @@ from tests.reliability.support import (
     Feeder,
     assert_duplicates_detectable,
     assert_live_equals_oracle,
+    events_consumed,
     input_progress,
     names_of,
     produce,
     readyz,
     wait_for,
 )
-from tests.reliability.test_rebalance import events_consumed
 
 pytestmark = pytest.mark.broker
 
